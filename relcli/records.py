@@ -1,0 +1,152 @@
+"""The record schema every stage speaks, its validation, and JSONL streaming.
+
+Records stay plain dicts so that fields relcli does not know pass through every stage untouched.
+An RC record has ``id``, ``text``, ``head``, ``tail`` and optionally ``relation``; an end-to-end
+record has ``id``, ``text`` and ``triplets``. A span is ``{"text", "start", "end", "type"}`` with
+character offsets into ``text`` (``end`` exclusive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import orjson
+
+from relcli.errors import UserError
+
+Record = dict[str, Any]
+
+
+class RecordError(UserError):
+    """A bad input record; ``line`` is the 1-based input line when known."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+def make_span(text: str, start: int, end: int, type: str | None = None) -> dict:
+    return {"text": text[start:end], "start": start, "end": end, "type": type}
+
+
+def check_span(span: Any, text: str, name: str, *, offsets_required: bool = True) -> None:
+    if not isinstance(span, dict):
+        raise RecordError(f"{name} must be an object with text/start/end")
+    if not isinstance(span.get("text"), str):
+        raise RecordError(f"{name}.text must be a string")
+    start, end = span.get("start"), span.get("end")
+    if start is None and end is None and not offsets_required:
+        return
+    for key, value in (("start", start), ("end", end)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise RecordError(f"{name}.{key} must be an integer, got {value!r}")
+    if not 0 <= start <= end:
+        raise RecordError(f"{name} has start {start} and end {end}")
+    if end > len(text):
+        raise RecordError(f"{name}.end {end} is past the end of text (len {len(text)})")
+    if text[start:end] != span["text"]:
+        raise RecordError(f"{name}.text {span['text']!r} differs from text[{start}:{end}] {text[start:end]!r}")
+    if span.get("type") is not None and not isinstance(span["type"], str):
+        raise RecordError(f"{name}.type must be a string or null")
+
+
+def _check_label(record: Record, key: str) -> None:
+    if record.get(key) is not None and not isinstance(record[key], str):
+        raise RecordError(f"{key} must be a string or null")
+
+
+def _check_triplets(record: Record, key: str) -> None:
+    triplets = record[key]
+    if not isinstance(triplets, list):
+        raise RecordError(f"{key} must be a list")
+    for i, triplet in enumerate(triplets):
+        if not isinstance(triplet, dict) or not isinstance(triplet.get("relation"), str):
+            raise RecordError(f"{key}[{i}] needs head, relation (a string) and tail")
+        for role in ("head", "tail"):
+            check_span(triplet.get(role), record["text"], f"{key}[{i}].{role}", offsets_required=False)
+
+
+def validate_record(record: Any) -> Record:
+    """Check one RC or end-to-end record; return it unchanged or raise RecordError."""
+    if not isinstance(record, dict):
+        raise RecordError("a record must be a JSON object")
+    if not isinstance(record.get("id"), (str, int)) or isinstance(record.get("id"), bool):
+        raise RecordError("missing field 'id' (a string)")
+    if not isinstance(record.get("text"), str):
+        raise RecordError("missing field 'text' (a string)")
+    if "triplets" in record or ("head" not in record and "predicted_triplets" in record):
+        if "triplets" in record:
+            _check_triplets(record, "triplets")
+    else:
+        for role in ("head", "tail"):
+            if role not in record:
+                raise RecordError(f"missing field '{role}' (or 'triplets' for end-to-end records)")
+            check_span(record[role], record["text"], role)
+        _check_label(record, "relation")
+        _check_label(record, "predicted")
+    if isinstance(record.get("predicted_triplets"), list):
+        _check_triplets(record, "predicted_triplets")
+    return record
+
+
+def is_end_to_end(record: Record) -> bool:
+    return "head" not in record and ("triplets" in record or "predicted_triplets" in record)
+
+
+@dataclass
+class SkipReport:
+    """Bad lines skipped under ``--skip-invalid``: the count and the first few messages."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, error: RecordError) -> None:
+        self.count += 1
+        if len(self.examples) < 5:
+            self.examples.append(str(error))
+
+
+def read_jsonl(
+    lines: Iterable[bytes | str],
+    validate: Callable[[Any], Record] = validate_record,
+    skipped: SkipReport | None = None,
+) -> Iterator[Record]:
+    """Parse and validate JSONL lazily. Blank lines are ignored.
+
+    With ``skipped`` given, bad lines are counted there and skipped; otherwise the first one
+    raises RecordError naming its line.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise RecordError(f"malformed JSON ({exc.args[0].split(':')[0]})") from None
+            record = validate(obj)
+        except RecordError as exc:
+            exc.line = number
+            if skipped is None:
+                raise
+            skipped.add(exc)
+            continue
+        yield record
+
+
+def dumps(record: Record) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
+def write_jsonl(records: Iterable[Record], out) -> int:
+    """Write records to a binary stream, one per line; return how many."""
+    count = 0
+    for record in records:
+        out.write(dumps(record))
+        count += 1
+    return count

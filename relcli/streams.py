@@ -1,0 +1,83 @@
+"""Command-line plumbing shared by the subcommands: input/output streams and progress bars.
+
+Only ``cli.py`` and this module know about stdin/stdout/stderr; library modules take and return
+Python objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, TypeVar
+
+from relcli.errors import UserError
+
+T = TypeVar("T")
+
+
+def _is_stdio(path: Path | None) -> bool:
+    return path is None or str(path) == "-"
+
+
+@contextlib.contextmanager
+def open_input(path: Path | None) -> Iterator[BinaryIO]:
+    """The file at ``path``, or stdin for None / ``-``, opened for binary line iteration."""
+    if _is_stdio(path):
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise UserError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory, expected a JSONL file") from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def open_output(path: Path | None, append: bool = False) -> Iterator[BinaryIO]:
+    """stdout for None / ``-``; otherwise a file written atomically (temp file + rename).
+
+    With ``append`` the file is opened for appending instead, flushed line by line by the caller,
+    which is what resumable jobs need: whatever was written before a kill stays.
+    """
+    if _is_stdio(path):
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if append:
+        with open(path, "ab") as handle:
+            yield handle
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None, unit: str = "records") -> Iterator[T]:
+    """Wrap an iterable in a rich progress bar on stderr (silent when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield from items
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
