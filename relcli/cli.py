@@ -19,6 +19,7 @@ from rich.console import Console
 
 from relcli.errors import UserError
 from relcli.records import SkipReport
+from relcli.streams import open_input, open_output
 
 app = typer.Typer(
     name="relcli",
@@ -62,6 +63,297 @@ def report_skipped(skipped: SkipReport | None) -> None:
         stderr.print(f"skipped {skipped.count} invalid line(s)", highlight=False)
         for message in skipped.examples:
             stderr.print(f"  {message}", highlight=False, markup=False)
+
+
+
+def _labels_option(labels: Optional[str], records_labels: Optional[list[str]] = None) -> tuple[list[str], str | list[str]]:
+    """The label inventory and how to record it: a builtin name stays a name, a file becomes a list."""
+    from relcli.labels import BUILTIN, load_labels
+
+    if labels:
+        inventory = load_labels(labels)
+        return inventory, labels if labels in BUILTIN else inventory
+    if records_labels is not None:
+        return records_labels, records_labels
+    raise UserError("a label inventory is needed: --labels semeval|tacred|retacred|FILE (or --labels-from-data)")
+
+
+@command
+def prompts(
+    input: Optional[Path] = InputOpt,
+    output: Optional[Path] = OutputOpt,
+    template: str = typer.Option("simple", "--template", "-t", help="simple (the paper's), compact, rag, compact-rag, or a template FILE with {fields}."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label inventory: semeval, tacred, retacred or a FILE (one label per line)."),
+    labels_from_data: bool = typer.Option(False, "--labels-from-data", help="Use the sorted gold labels of the input (never do this on test data)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index DIR for retrieved examples (templates with {examples})."),
+    k: int = typer.Option(3, "--k", help="Retrieved examples per prompt."),
+    skip_invalid: bool = SkipOpt,
+):
+    """Turn records into prompt/completion pairs for fine-tuning.
+
+    Example:
+
+        relcli convert semeval TRAIN_FILE.TXT | relcli prompts --template compact --labels semeval > train.prompts.jsonl
+    """
+    from relcli.prompts import load_template, needs_examples, prompt_records
+    from relcli.records import read_jsonl, write_jsonl
+
+    text = load_template(template)
+    skipped = SkipReport() if skip_invalid else None
+    with open_input(input) as stream:
+        records = read_jsonl(stream, skipped=skipped)
+        if labels_from_data and not labels:
+            records = list(records)
+            inventory, spec = _labels_option(None, sorted({r["relation"] for r in records if r.get("relation")}))
+        else:
+            inventory, spec = _labels_option(labels)
+        examples_for = None
+        if needs_examples(text):
+            if index is None:
+                raise UserError(f"template {template!r} needs retrieved examples: pass --index DIR")
+            examples_for = _examples_for(index, k)
+        with open_output(output) as out:
+            n = write_jsonl(prompt_records(records, text, inventory, template, spec, examples_for), out)
+    stderr.print(f"wrote {n} prompts", highlight=False)
+    report_skipped(skipped)
+
+
+def _examples_for(index: Path, k: int):
+    from relcli.retrieval import Index
+
+    loaded = Index.load(index)
+    return lambda batch: [[neighbour for neighbour, _ in hits] for hits in loaded.search(batch, k)]
+
+
+@command
+def finetune(
+    model: str = typer.Option(..., "--model", "-m", help="Base model: smollm2-135m, a hub id or a local folder."),
+    output: Path = typer.Option(..., "--output", "-o", help="Adapter directory to write."),
+    input: Optional[Path] = InputOpt,
+    preset: Optional[str] = typer.Option(None, "--preset", help="paper-decoder or paper-t5 (the paper's Table 2); flags override."),
+    epochs: Optional[float] = typer.Option(None, "--epochs"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial."),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing"),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r"),
+    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha"),
+    lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout"),
+    lora_targets: Optional[str] = typer.Option(None, "--lora-targets", help="all-linear (default) or comma-separated module names."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="none, 4bit (QLoRA: NF4 + double quantization) or 8bit."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (bf16 autocast where supported), float32, bfloat16."),
+    max_length: Optional[int] = typer.Option(None, "--max-length"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Checkpoint every N steps."),
+    chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the model's chat template (default: no)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Train on the first N prompts only."),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="Prompt JSONL for eval loss."),
+    template: Optional[str] = typer.Option(None, "--template", help="Override the template recorded in the prompts."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Override the label inventory recorded in the prompts."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in DIR/checkpoints."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    skip_invalid: bool = SkipOpt,
+):
+    """LoRA / QLoRA fine-tuning on prompt/completion JSONL (loss on the completion only).
+
+    Example:
+
+        relcli prompts -t compact -l semeval -i train.jsonl | relcli finetune -m smollm2-135m -o adapter/ --epochs 1
+    """
+    from relcli.finetune import TrainConfig, finetune as run_finetune, validate_prompt
+    from relcli.labels import load_labels
+    from relcli.records import read_jsonl
+
+    config = TrainConfig.from_preset(
+        preset, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
+        weight_decay=weight_decay, scheduler=scheduler, warmup_ratio=warmup_ratio, label_smoothing=label_smoothing,
+        lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets,
+        quantize=quantize, dtype=dtype, max_length=max_length, seed=seed, save_steps=save_steps, chat=chat,
+        trust_remote_code=trust_remote_code or None,
+    )
+    skipped = SkipReport() if skip_invalid else None
+    with open_input(input) as stream:
+        data = list(read_jsonl(stream, validate=validate_prompt, skipped=skipped))
+    report_skipped(skipped)
+    if not data:
+        raise UserError("no training prompts in the input")
+    eval_data = []
+    if eval_file:
+        with open_input(eval_file) as stream:
+            eval_data = list(read_jsonl(stream, validate=validate_prompt))
+    template = template or data[0].get("template") or "simple"
+    recorded = data[0].get("labels")
+    if labels:
+        inventory = load_labels(labels)
+    elif isinstance(recorded, list):
+        inventory = recorded
+    elif isinstance(recorded, str):
+        inventory = load_labels(recorded)
+    else:
+        inventory = sorted({p["completion"] for p in data})
+    unknown = {p["completion"] for p in data} - set(inventory)
+    if unknown:
+        raise UserError(f"completions not in the label inventory: {sorted(unknown)[:5]}")
+
+    bar = _TrainingBar()
+    with bar:
+        summary = run_finetune(data, model, output, config, template=template, labels=inventory,
+                               eval_prompts=eval_data, limit=limit, resume=resume, on_log=bar.update)
+    stderr.print(f"adapter written to {output} ({summary['steps']} steps, {summary['seconds']} s, "
+                 f"train loss {summary['train_loss']:.4f})", highlight=False)
+
+
+class _TrainingBar:
+    """A rich progress bar for training steps, with the latest loss."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps {task.fields[loss]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=not stderr.is_terminal)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def update(self, step: int, total: int, logs: dict) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=total, loss="")
+        fields = {"loss": f"loss {logs['loss']:.4f}"} if "loss" in logs else {}
+        self.progress.update(self.task, completed=step, total=total, **fields)
+        if "loss" in logs and not stderr.is_terminal:
+            stderr.print(f"step {step}/{total} loss {logs['loss']:.4f}", highlight=False)
+
+
+@command
+def extract(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Adapter or classifier DIR from finetune, smollm2-135m, a hub id or a local folder."),
+    input: Optional[Path] = InputOpt,
+    output: Optional[Path] = OutputOpt,
+    template: Optional[str] = typer.Option(None, "--template", "-t", help="For a base model: simple (default), rag, compact or a FILE."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="For a base model: semeval, tacred, retacred or a FILE."),
+    decode: str = typer.Option("constrained", "--decode", help="constrained (only valid labels), generate (free text mapped to a label), knn (label vote of retrieved neighbours)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index DIR: retrieval-augmented prompts (RAG4RE) or --decode knn."),
+    k: int = typer.Option(3, "--k", help="Retrieved examples per record."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    max_new_tokens: int = typer.Option(30, "--max-new-tokens", help="For --decode generate."),
+    chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Chat-format the prompt (default: as trained; for a base model, when it has a chat template)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 where supported), float32, bfloat16."),
+    quantize: str = typer.Option("none", "--quantize", help="none, 4bit, 8bit."),
+    explain: bool = typer.Option(False, "--explain", help="Add the raw output and per-label scores."),
+    resume: bool = typer.Option(False, "--resume", help="Append to -o, skipping ids already written there."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process the K-th of N contiguous parts of -i FILE."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    skip_invalid: bool = SkipOpt,
+):
+    """Label every record with a model (adds "predicted"), in input order.
+
+    Examples:
+
+        relcli extract --model ./adapter < test.jsonl > preds.jsonl
+
+        relcli extract -m smollm2-135m -t simple -l semeval -i test.jsonl -o zs.jsonl --resume
+
+        relcli extract -m ./adapter --index train.index --k 3 -i test.jsonl --shard 2/8 -o part2.jsonl
+    """
+    import itertools
+
+    from relcli.records import dumps, read_jsonl
+    from relcli.streams import count_lines, finished_ids, progress, shard_bounds
+
+    if resume and output is None:
+        raise UserError("--resume needs -o FILE")
+    if decode not in ("constrained", "generate", "knn"):
+        raise UserError(f"unknown --decode {decode!r} (constrained, generate, knn)")
+    total = count_lines(input)
+    if shard and total is None:
+        raise UserError("--shard needs -i FILE (the input must be countable)")
+    done = finished_ids(output) if resume else set()
+    predictor, stats = _predictor(model, template, labels, decode, index, k, batch_size, max_new_tokens,
+                                  chat, dtype, quantize, explain, trust_remote_code)
+    skipped = SkipReport() if skip_invalid else None
+    with open_input(input) as stream:
+        records = read_jsonl(stream, skipped=skipped)
+        if shard:
+            start, stop = shard_bounds(shard, total)
+            records, total = itertools.islice(records, start, stop), stop - start
+        if done:
+            records = (r for r in records if r["id"] not in done)
+            total = None if total is None else max(total - len(done), 0)
+        with open_output(output, append=resume) as out:
+            for record in progress(predictor(records), "extracting", total=total):
+                out.write(dumps(record))
+                if resume:
+                    out.flush()
+    report_skipped(skipped)
+    if stats is not None and stats.unmapped:
+        stderr.print(f"{stats.unmapped} of {stats.records} generations named no label; they were set to the negative label", highlight=False)
+        for example in stats.examples:
+            stderr.print(f"  {example}", highlight=False, markup=False)
+
+
+def _predictor(model, template, labels, decode, index, k, batch_size, max_new_tokens, chat, dtype, quantize, explain, trust_remote_code):
+    """The function from a record stream to a prediction stream that the options ask for."""
+    from relcli.models import read_meta, resolve_path
+
+    if decode == "knn":
+        if index is None:
+            raise UserError("--decode knn needs --index DIR")
+        from relcli.retrieval import Index, knn_vote
+
+        loaded_index = Index.load(index)
+
+        def vote(records):
+            batch = list(records)
+            for record, hits in zip(batch, loaded_index.search(batch, k)):
+                label, scores = knn_vote(hits)
+                yield dict(record, predicted=label, **({"explain": {"label_scores": scores}} if explain else {}))
+
+        return lambda records: _batched(records, batch_size * 8, vote), None
+    if model is None:
+        raise UserError("--model is required (except with --decode knn)")
+    from relcli.extract import Generator, has_chat_template
+    from relcli.labels import load_labels
+    from relcli.models import load_model
+    from relcli.prompts import load_template
+
+    meta = read_meta(resolve_path(model)) or {}
+    loaded = load_model(model, dtype=dtype, quantize=quantize, trust_remote_code=trust_remote_code)
+    text = load_template(template or meta.get("template") or "simple")
+    if labels:
+        inventory = load_labels(labels)
+    elif meta.get("labels"):
+        inventory = meta["labels"]
+    else:
+        raise UserError("a base model needs --labels (semeval, tacred, retacred or a FILE)")
+    if chat is None:
+        chat = meta["chat"] if "chat" in meta else has_chat_template(loaded.tokenizer) and not loaded.is_seq2seq
+    generator = Generator(loaded, text, inventory, chat=chat, decode=decode, batch_size=batch_size,
+                          max_new_tokens=max_new_tokens, explain=explain)
+    from relcli.prompts import needs_examples
+
+    examples_for = None
+    if needs_examples(text):
+        if index is None:
+            raise UserError("this template needs retrieved examples: pass --index DIR")
+        examples_for = _examples_for(index, k)
+    return (lambda records: generator.predict(records, examples_for)), generator.stats
+
+
+def _batched(records, size, fn):
+    import itertools
+
+    records = iter(records)
+    while batch := list(itertools.islice(records, size)):
+        yield from fn(batch)
 
 
 def main() -> None:

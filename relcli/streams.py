@@ -81,3 +81,41 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
         for item in items:
             yield item
             bar.advance(task)
+
+
+def finished_ids(path: Path) -> set:
+    """Ids already written to a JSONL output by an earlier, interrupted run.
+
+    A run killed mid-write can leave a partial last line; it is cut off so the resumed run
+    rewrites that record whole.
+    """
+    import orjson
+
+    if not path.exists():
+        return set()
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            handle.truncate(complete)
+    return {orjson.loads(line)["id"] for line in data[:complete].splitlines() if line.strip()}
+
+
+def count_lines(path: Path | None) -> int | None:
+    """Non-blank lines of a file (None for stdin), for progress totals and sharding."""
+    if _is_stdio(path):
+        return None
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def shard_bounds(spec: str, total: int) -> tuple[int, int]:
+    """`K/N` -> the [start, stop) record range of shard K (1-based) of N contiguous shards, so
+    concatenating shards 1..N reproduces one full run in order."""
+    try:
+        k, n = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {spec!r}: expected K/N, e.g. 2/8") from None
+    if not 1 <= k <= n:
+        raise UserError(f"--shard {spec!r}: K must be between 1 and N")
+    return total * (k - 1) // n, total * k // n

@@ -1,0 +1,232 @@
+"""Label RC records with a generator: model inputs, batching, decoding strategies.
+
+Decoding strategies:
+- ``constrained``: greedy generation through a prefix trie of the label inventory, so only a valid
+  label can come out, in as many steps as the longest label has tokens.
+- ``generate``: free greedy generation (the paper's setting), then the text is mapped to a label;
+  text that maps to none becomes the negative label and is counted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+from relcli.labels import negative_label
+from relcli.models import LoadedModel
+from relcli.prompts import render
+from relcli.records import Record
+
+ExamplesFor = Callable[[list[Record]], list[list[Record]]]
+
+
+def model_input(prompt: str, tokenizer, chat: bool) -> str:
+    """The text the model sees: the chat-formatted user turn, or the raw prompt ending in a newline
+    (so that the label starts a fresh token in training and in decoding alike)."""
+    if chat:
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    return prompt if prompt[-1:].isspace() else prompt + "\n"
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+class LabelTrie:
+    """Token-id prefix trie over the labels, each label followed by the end token."""
+
+    def __init__(self, tokenizer, labels: Sequence[str], end_id: int):
+        self.end_id = end_id
+        self.children: dict[tuple[int, ...], set[int]] = {}
+        self.labels: dict[tuple[int, ...], str] = {}
+        for label in labels:
+            ids = tuple(tokenizer(label, add_special_tokens=False).input_ids) + (end_id,)
+            self.labels[ids] = label
+            for i in range(len(ids)):
+                self.children.setdefault(ids[:i], set()).add(ids[i])
+        self.depth = max(len(ids) for ids in self.labels)
+
+    def allowed(self, prefix: tuple[int, ...]) -> list[int]:
+        return sorted(self.children.get(prefix, (self.end_id,)))
+
+    def label(self, ids: Sequence[int]) -> str | None:
+        ids = tuple(ids)
+        if self.end_id in ids:
+            ids = ids[: ids.index(self.end_id) + 1]
+        return self.labels.get(ids)
+
+
+def trie_processor(trie: LabelTrie, start: int):
+    """A LogitsProcessor that masks every token the trie does not allow after the tokens generated
+    so far (from column ``start`` of input_ids)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class TrieLogits(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            mask = torch.full_like(scores, float("-inf"))
+            for row, generated in enumerate(input_ids[:, start:].tolist()):
+                mask[row, trie.allowed(tuple(generated))] = 0
+            return scores + mask
+
+    return TrieLogits()
+
+
+_LABEL_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def map_to_label(text: str, labels: Sequence[str]) -> str | None:
+    """Map free generated text to a label: exact, then case/punctuation-insensitive, then the
+    longest label mentioned in the text; None when nothing matches."""
+    text = text.strip()
+    if text in labels:
+        return text
+    squash = lambda s: _LABEL_CHARS.sub("", s.lower())  # noqa: E731
+    squashed = {squash(label): label for label in labels}
+    first_line = squash(text.splitlines()[0]) if text else ""
+    if first_line in squashed:
+        return squashed[first_line]
+    whole = squash(text)
+    mentioned = [label for key, label in squashed.items() if key and key in whole]
+    return max(mentioned, key=len) if mentioned else None
+
+
+@dataclass
+class ExtractStats:
+    records: int = 0
+    unmapped: int = 0  # --decode generate outputs that named no label
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Generator:
+    """A generator model plus everything needed to turn RC records into predictions."""
+
+    loaded: LoadedModel
+    template: str
+    labels: list[str]
+    chat: bool = False
+    decode: str = "constrained"
+    batch_size: int = 16
+    max_new_tokens: int = 30
+    explain: bool = False
+    negative: str | None = None
+    stats: ExtractStats = field(default_factory=ExtractStats)
+
+    def __post_init__(self):
+        tokenizer = self.loaded.tokenizer
+        if not self.loaded.is_seq2seq:
+            tokenizer.padding_side = "left"
+        self.negative = self.negative or negative_label(self.labels) or self.labels[-1]
+        self.trie = LabelTrie(tokenizer, self.labels, tokenizer.eos_token_id)
+
+    def inputs(self, records: Sequence[Record], examples: Sequence[Sequence[Record]]) -> list[str]:
+        tokenizer = self.loaded.tokenizer
+        return [
+            model_input(render(self.template, record, self.labels, shots), tokenizer, self.chat)
+            for record, shots in zip(records, examples)
+        ]
+
+    def _generate(self, texts: list[str]) -> list[list[int]]:
+        import torch
+
+        tokenizer, model = self.loaded.tokenizer, self.loaded.model
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        start = 1 if self.loaded.is_seq2seq else batch["input_ids"].shape[1]
+        constrained = self.decode == "constrained"
+        with torch.inference_mode():
+            out = model.generate(
+                **batch,
+                do_sample=False,
+                max_new_tokens=self.trie.depth if constrained else self.max_new_tokens,
+                logits_processor=[trie_processor(self.trie, start)] if constrained else None,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        return out[:, start:].tolist()
+
+    def predict_batch(self, records: list[Record], examples: Sequence[Sequence[Record]] | None = None) -> list[Record]:
+        """Predictions for one batch, in the order given."""
+        tokenizer = self.loaded.tokenizer
+        texts = self.inputs(records, examples or [()] * len(records))
+        results = []
+        for record, ids in zip(records, self._generate(texts)):
+            raw = tokenizer.decode(ids, skip_special_tokens=True)
+            if self.decode == "constrained":
+                label = self.trie.label(ids) or self.negative
+            else:
+                label = map_to_label(raw, self.labels)
+                if label is None:
+                    self.stats.unmapped += 1
+                    if len(self.stats.examples) < 5:
+                        self.stats.examples.append(f"{record['id']}: {raw.strip()[:80]!r}")
+                    label = self.negative
+            out = dict(record, predicted=label)
+            if self.explain:
+                out["explain"] = {"raw": raw}
+            results.append(out)
+        if self.explain:
+            for out, scores in zip(results, self.label_scores(texts)):
+                out["explain"]["label_scores"] = scores
+        self.stats.records += len(records)
+        return results
+
+    def label_scores(self, texts: list[str]) -> list[dict[str, float]]:
+        """Log-probability of every label (with its end token) after each input: one teacher-forced
+        pass over all (input, label) pairs. Costs a pass per label, so only for --explain."""
+        import torch
+
+        tokenizer, model = self.loaded.tokenizer, self.loaded.model
+        label_ids = list(self.trie.labels.items())
+        scores: list[dict[str, float]] = []
+        for text in texts:
+            prompt = tokenizer(text, add_special_tokens=False).input_ids
+            if self.loaded.is_seq2seq:
+                enc = torch.tensor([prompt] * len(label_ids))
+                dec = torch.nn.utils.rnn.pad_sequence(
+                    [torch.tensor(ids) for ids, _ in label_ids], batch_first=True, padding_value=-100
+                )
+                with torch.inference_mode():
+                    logits = model(input_ids=enc, labels=dec).logits
+                targets = dec
+            else:
+                seqs = [torch.tensor(prompt + list(ids)) for ids, _ in label_ids]
+                ids = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=tokenizer.pad_token_id)
+                mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(s), dtype=torch.long) for s in seqs], batch_first=True)
+                with torch.inference_mode():
+                    logits = model(input_ids=ids, attention_mask=mask).logits
+                targets = torch.full_like(ids, -100)
+                for row, (label, _) in enumerate(label_ids):
+                    targets[row, len(prompt) : len(prompt) + len(label)] = torch.tensor(label)
+                logits, targets = logits[:, :-1], targets[:, 1:]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (targets != -100)
+            totals = picked.sum(-1).tolist()
+            scores.append({name: round(total, 4) for (_, name), total in zip(label_ids, totals)})
+        return scores
+
+    def predict(self, records: Iterable[Record], examples_for: ExamplesFor | None = None, chunk: int = 0) -> Iterator[Record]:
+        """Stream predictions in input order. Inside each chunk of records, batches are formed from
+        length-sorted inputs (less padding); memory is bounded by the chunk size."""
+        chunk = chunk or self.batch_size * 8
+        pending: list[Record] = []
+        for record in records:
+            pending.append(record)
+            if len(pending) >= chunk:
+                yield from self._predict_chunk(pending, examples_for)
+                pending = []
+        if pending:
+            yield from self._predict_chunk(pending, examples_for)
+
+    def _predict_chunk(self, records: list[Record], examples_for: ExamplesFor | None) -> list[Record]:
+        examples = examples_for(records) if examples_for else [()] * len(records)
+        order = sorted(range(len(records)), key=lambda i: len(records[i]["text"]) + sum(len(e["text"]) for e in examples[i]))
+        done: list[Record | None] = [None] * len(records)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            for i, out in zip(idx, self.predict_batch([records[i] for i in idx], [examples[i] for i in idx])):
+                done[i] = out
+        return done  # type: ignore[return-value]

@@ -1,0 +1,254 @@
+"""LoRA / QLoRA supervised fine-tuning of a generator on prompt/completion pairs.
+
+Decoder-only models train through TRL's SFTTrainer, encoder-decoder (T5 family) models through
+transformers' Seq2SeqTrainer; both with a peft LoRA adapter. Prompts are tokenized here, with the
+same `model_input` framing `extract` uses, so training and decoding see identical token streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from relcli import __version__
+from relcli.errors import UserError
+from relcli.extract import model_input
+from relcli.models import META_FILE, load_model
+from relcli.records import Record, RecordError
+
+# The paper's Table 2 settings.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper-decoder": dict(lr=2e-4, batch_size=4, epochs=1.0, weight_decay=0.001, lora_alpha=16, lora_dropout=0.1, lora_r=64, quantize="4bit"),
+    "paper-t5": dict(lr=5e-5, batch_size=8, epochs=1.0, lora_alpha=32, lora_dropout=0.01, lora_r=4, quantize="4bit"),
+}
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 1.0
+    max_steps: int = -1
+    lr: float = 5e-4
+    batch_size: int = 16
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    scheduler: str = "cosine"
+    label_smoothing: float = 0.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: str = "all-linear"
+    quantize: str = "none"
+    dtype: str = "auto"
+    max_length: int = 512
+    seed: int = 13
+    save_steps: int = 50
+    chat: bool = False
+    trust_remote_code: bool = False
+
+    @classmethod
+    def from_preset(cls, preset: str | None, **overrides) -> "TrainConfig":
+        base = cls()
+        if preset:
+            if preset not in PRESETS:
+                raise UserError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
+            base = replace(base, **PRESETS[preset])
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def validate_prompt(obj: Any) -> Record:
+    if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+        raise RecordError("a prompt record needs 'prompt' (a string)")
+    if not isinstance(obj.get("completion"), str):
+        raise RecordError("a prompt record needs 'completion' (the gold label; unlabelled records cannot train)")
+    return obj
+
+
+def data_hash(prompts: Sequence[Record]) -> str:
+    digest = hashlib.sha256()
+    for p in prompts:
+        digest.update(p["prompt"].encode() + b"\0" + p["completion"].encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def last_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint that was completely written (its trainer state is saved last)."""
+    done = [p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def encode_causal(tokenizer, prompts: Sequence[Record], chat: bool, max_length: int) -> list[dict]:
+    """input_ids = framed prompt + completion + end token; loss only on the completion."""
+    rows = []
+    for p in prompts:
+        prompt_ids = tokenizer(model_input(p["prompt"], tokenizer, chat), add_special_tokens=False).input_ids
+        completion_ids = tokenizer(p["completion"], add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        prompt_ids = prompt_ids[-(max_length - len(completion_ids)) :]
+        rows.append({"input_ids": prompt_ids + completion_ids, "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids)})
+    return rows
+
+
+def encode_seq2seq(tokenizer, prompts: Sequence[Record], max_length: int) -> list[dict]:
+    rows = []
+    for p in prompts:
+        rows.append({
+            "input_ids": tokenizer(p["prompt"], truncation=True, max_length=max_length).input_ids,
+            "labels": tokenizer(p["completion"], truncation=True, max_length=max_length).input_ids,
+        })
+    return rows
+
+
+def _progress_callback(on_log: Callable[[int, int, dict], None]):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            on_log(state.global_step, state.max_steps, {})
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            on_log(state.global_step, state.max_steps, logs or {})
+
+    return Progress()
+
+
+def finetune(
+    prompts: Iterable[Record],
+    base_model: str,
+    out_dir: str | Path,
+    config: TrainConfig,
+    *,
+    template: str,
+    labels: list[str],
+    eval_prompts: Sequence[Record] = (),
+    limit: int | None = None,
+    resume: bool = False,
+    on_log: Callable[[int, int, dict], None] | None = None,
+) -> dict:
+    """Train a LoRA adapter and write it (with relcli.json) to ``out_dir``; return the summary.
+
+    Checkpoints go to ``out_dir/checkpoints``; with ``resume`` training continues from the newest
+    complete one. Under `accelerate launch` every process trains and only the main one writes.
+    """
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    prompts = list(prompts)[:limit] if limit else list(prompts)
+    if not prompts:
+        raise UserError("no training prompts")
+    out_dir = Path(out_dir)
+    checkpoints = out_dir / "checkpoints"
+    resume_from = last_checkpoint(checkpoints) if resume else None
+    if resume and resume_from is None:
+        raise UserError(f"--resume: no complete checkpoint under {checkpoints}")
+    if not resume and checkpoints.exists() and any(checkpoints.iterdir()):
+        raise UserError(f"{out_dir} already has checkpoints; pass --resume to continue or choose another -o")
+
+    loaded = load_model(base_model, dtype=config.dtype, quantize=config.quantize,
+                        trust_remote_code=config.trust_remote_code, trainable=True)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if config.quantize != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    lora = LoraConfig(
+        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(","),
+        task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
+    )
+    model = get_peft_model(model, lora)
+    if config.quantize == "4bit":
+        from relcli.models import disable_cpu_bf16_repack
+
+        disable_cpu_bf16_repack(model)
+
+    from relcli.models import bf16_supported
+
+    use_bf16 = config.dtype != "float32" and bf16_supported()
+    common = dict(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of the steps
+        lr_scheduler_type=config.scheduler,
+        label_smoothing_factor=config.label_smoothing,
+        bf16=use_bf16,
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=10,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        eval_strategy="epoch" if eval_prompts else "no",
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to=[],
+        disable_tqdm=True,
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        gradient_checkpointing=False,  # TRL turns it on by default; recomputation costs time we have no memory reason to pay
+    )
+    callbacks = [_progress_callback(on_log)] if on_log else []
+    if loaded.is_seq2seq:
+        from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+        trainer = Seq2SeqTrainer(
+            model=model,
+            args=Seq2SeqTrainingArguments(**common),
+            train_dataset=Dataset.from_list(encode_seq2seq(tokenizer, prompts, config.max_length)),
+            eval_dataset=Dataset.from_list(encode_seq2seq(tokenizer, eval_prompts, config.max_length)) if eval_prompts else None,
+            data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+    else:
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(
+            model=model,
+            args=SFTConfig(**common, max_length=config.max_length, completion_only_loss=True),
+            train_dataset=Dataset.from_list(encode_causal(tokenizer, prompts, config.chat, config.max_length)),
+            eval_dataset=Dataset.from_list(encode_causal(tokenizer, eval_prompts, config.chat, config.max_length)) if eval_prompts else None,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    seconds = time.time() - started
+    summary = {
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "examples": len(prompts),
+        "seconds": round(seconds, 1),
+        "resumed_from": resume_from.name if resume_from else None,
+    }
+    if eval_prompts:
+        summary["eval_loss"] = trainer.evaluate()["eval_loss"]
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(out_dir))
+        tokenizer.save_pretrained(str(out_dir))
+        meta = {
+            "kind": "generator",
+            "relcli_version": __version__,
+            "base_model": base_model,
+            "task": "seq2seq" if loaded.is_seq2seq else "causal",
+            "template": template,
+            "labels": labels,
+            "chat": config.chat,
+            "training": {**asdict(config), **summary, "data_hash": data_hash(prompts)},
+        }
+        _write_json_atomic(out_dir / META_FILE, meta)
+    return summary
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
