@@ -84,3 +84,11 @@ def test_usage_errors(tmp_path):
 def test_help_shows_an_example():
     result = runner.invoke(app, ["convert", "--help"])
     assert result.exit_code == 0 and "relcli convert semeval TRAIN_FILE.TXT --split-dev 0.1" in result.stdout
+
+
+def test_convert_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, relcli.cli, relcli.formats, relcli.splits; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

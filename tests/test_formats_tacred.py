@@ -73,7 +73,7 @@ def test_unknown_patch_shape(tmp_path, data):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ({"obj_end": 4}, "record 2: obj_start 2 / obj_end 4 outside the 4 tokens"),
+        ({"obj_end": 4}, "record 2: obj_start 2, obj_end 4 is not a span of the 4 tokens"),
         ({"token": "José Müller"}, "record 2: missing field 'token' (list)"),
         ({"subj_start": None}, "record 2: missing field 'subj_start' (int)"),
     ],

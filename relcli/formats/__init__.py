@@ -25,6 +25,8 @@ FORMATS = {
     "conll04": conll04.read,
 }
 
+_FLAGS = {"skipped": "--skip-invalid"}  # option name -> the CLI flag that sets it, for messages
+
 __all__ = ["FORMATS", "Patch", "convert", "load_patch"]
 
 
@@ -32,7 +34,7 @@ def _check_options(fmt: str, read, options: dict) -> None:
     accepted = inspect.signature(read).parameters
     for name in options:
         if name not in accepted:
-            flag = "--" + name.replace("_", "-")
+            flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
             takers = [other for other, reader in FORMATS.items() if name in inspect.signature(reader).parameters]
             raise UserError(f"{flag} does not apply to {fmt} (only to {', '.join(takers)})")
 
@@ -62,7 +64,7 @@ def convert(
             with stream:
                 yield from _read(read, stream, str(source), options)
         else:
-            yield from _read(read, source, getattr(source, "name", "input"), options)
+            yield from _read(read, source, getattr(source, "name", "<stdin>"), options)
 
 
 def _read(read, stream: BinaryIO, name: str, options: dict) -> Iterator[Record]:

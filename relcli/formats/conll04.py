@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Iterator
 
-from relcli.formats.jsonlist import convert_items
+from relcli.formats.jsonlist import convert_items, join_tokens
 from relcli.records import Record, RecordError, make_span, validate_record
 
 
@@ -45,10 +45,7 @@ def _record(item: dict, number: int) -> Record:
         raise RecordError("needs 'tokens' and 'tags', two lists of the same length")
     if not all(isinstance(t, str) for t in tokens + tags):
         raise RecordError("'tokens' and 'tags' must hold strings")
-    text = " ".join(tokens)
-    starts = [0]
-    for token in tokens:
-        starts.append(starts[-1] + len(token) + 1)
+    text, starts = join_tokens(tokens)
     spans = [make_span(text, starts[first], starts[last] + len(tokens[last]), kind)
              for first, last, kind in _entities(tokens, tags)]
     triplets = []

@@ -1,4 +1,4 @@
-"""Formats whose file is one JSON list of items (TACRED, CoNLL04): load it, convert item by item."""
+"""Shared by the formats whose file is one JSON list of tokenised sentences (TACRED, CoNLL04)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,12 @@ def convert_items(stream: BinaryIO, build: Callable[[Any, int], Record], what: s
         except RecordError as exc:
             raise RecordError(f"{what} {number}: {exc.message}") from None
         yield record
+
+
+def join_tokens(tokens: list[str]) -> tuple[str, list[int]]:
+    """The tokens joined with single spaces, and the character offset where each token starts."""
+    starts, offset = [], 0
+    for token in tokens:
+        starts.append(offset)
+        offset += len(token) + 1
+    return " ".join(tokens), starts

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Iterator
 import orjson
 
 from relcli.errors import UserError
-from relcli.formats.jsonlist import convert_items
+from relcli.formats.jsonlist import convert_items, join_tokens
 from relcli.records import Record, RecordError, make_span, validate_record
 
 PTB_ESCAPES = {
@@ -72,19 +72,16 @@ def _field(item: dict, key: str, kind: type) -> Any:
 
 
 def _record(item: dict, number: int) -> Record:
-    tokens = [PTB_ESCAPES.get(token, token) for token in _field(item, "token", list)]
-    starts, offset = [], 0
-    for token in tokens:
-        if not isinstance(token, str):
-            raise RecordError("'token' must be a list of strings")
-        starts.append(offset)
-        offset += len(token) + 1
-    text = " ".join(tokens)
+    tokens = _field(item, "token", list)
+    if not all(isinstance(token, str) for token in tokens):
+        raise RecordError("'token' must be a list of strings")
+    tokens = [PTB_ESCAPES.get(token, token) for token in tokens]
+    text, starts = join_tokens(tokens)
     spans = {}
     for role in ("subj", "obj"):
         first, last = _field(item, f"{role}_start", int), _field(item, f"{role}_end", int)
         if not 0 <= first <= last < len(tokens):
-            raise RecordError(f"{role}_start {first} / {role}_end {last} outside the {len(tokens)} tokens")
+            raise RecordError(f"{role}_start {first}, {role}_end {last} is not a span of the {len(tokens)} tokens")
         spans[role] = make_span(text, starts[first], starts[last] + len(tokens[last]), item.get(f"{role}_type"))
     record = {key: value for key, value in item.items() if key not in _CONSUMED}
     record = {"id": _field(item, "id", str), "text": text, "head": spans["subj"], "tail": spans["obj"],
