@@ -1,0 +1,74 @@
+"""Converters from dataset formats to relcli records: one module per format, one entry point.
+
+Each reader takes a binary stream and yields validated records; a reader declares the options it
+understands as keyword arguments (``report`` receives counts of what it changed or dropped,
+``skipped`` collects bad lines it may skip).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+from relcli.errors import UserError
+from relcli.formats import conll04, marked, rebel, semeval, tacred
+from relcli.formats.tacred import Patch, load_patch
+from relcli.records import Record, RecordError
+
+FORMATS = {
+    "semeval": semeval.read,
+    "tacred": tacred.read,
+    "marked": marked.read,
+    "rebel": rebel.read,
+    "conll04": conll04.read,
+}
+
+_FLAGS = {"skipped": "--skip-invalid"}  # option name -> the CLI flag that sets it, for messages
+
+__all__ = ["FORMATS", "Patch", "convert", "load_patch"]
+
+
+def _check_options(fmt: str, read, options: dict) -> None:
+    accepted = inspect.signature(read).parameters
+    for name in options:
+        if name not in accepted:
+            flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+            takers = [other for other, reader in FORMATS.items() if name in inspect.signature(reader).parameters]
+            raise UserError(f"{flag} does not apply to {fmt} (only to {', '.join(takers)})")
+
+
+def convert(
+    fmt: str, sources: Iterable[Path | BinaryIO], report: Counter | None = None, **options
+) -> Iterator[Record]:
+    """Records from each source in turn (a path, or a binary stream such as stdin).
+
+    ``options`` go to the format's reader (``patch`` for tacred, ``skipped`` for marked and rebel);
+    ``report`` (a Counter) collects what readers changed or dropped. Errors are one-line
+    UserErrors naming the source: ``TRAIN_FILE.TXT line 17: ...``.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    read = FORMATS[fmt]
+    options = {name: value for name, value in options.items() if value is not None}
+    _check_options(fmt, read, options)
+    if "report" in inspect.signature(read).parameters:
+        options["report"] = report if report is not None else Counter()
+    for source in sources:
+        if isinstance(source, (str, Path)):
+            try:
+                stream = open(source, "rb")
+            except (FileNotFoundError, IsADirectoryError):
+                raise UserError(f"no such file: {source}") from None
+            with stream:
+                yield from _read(read, stream, str(source), options)
+        else:
+            yield from _read(read, source, getattr(source, "name", "<stdin>"), options)
+
+
+def _read(read, stream: BinaryIO, name: str, options: dict) -> Iterator[Record]:
+    try:
+        yield from read(stream, **options)
+    except RecordError as exc:
+        raise UserError(f"{name} {exc}" if exc.line else f"{name}: {exc}") from None
