@@ -65,6 +65,7 @@ class Tally:
 
 
 def tally(records: Iterable[Record]) -> Tally:
+    """Count one pass of records (already checked by `score_validator`)."""
     counts = Tally()
     for record in records:
         counts.n += 1
@@ -80,8 +81,12 @@ def _triplet_key(triplet: dict) -> tuple[str, str, str]:
     return triplet["head"]["text"], triplet["relation"], triplet["tail"]["text"]
 
 
+def _same_key(predicted: dict, gold: dict) -> bool:
+    return _triplet_key(predicted) == _triplet_key(gold)
+
+
 def _strict_match(predicted: dict, gold: dict) -> bool:
-    if _triplet_key(predicted) != _triplet_key(gold):
+    if not _same_key(predicted, gold):
         return False
     return all(
         gold[role].get(attr) is None or predicted[role].get(attr) == gold[role][attr]
@@ -111,8 +116,7 @@ def _max_matching(predicted: list, gold: list, match: Callable[[dict, dict], boo
 def _tally_triplets(counts: Tally, gold: list, predicted: list) -> None:
     counts.gold.update(t["relation"] for t in gold)
     counts.guessed.update(t["relation"] for t in predicted)
-    lenient = lambda p, g: _triplet_key(p) == _triplet_key(g)  # noqa: E731
-    counts.correct.update(gold[j]["relation"] for j in _max_matching(predicted, gold, lenient))
+    counts.correct.update(gold[j]["relation"] for j in _max_matching(predicted, gold, _same_key))
     counts.correct_strict.update(gold[j]["relation"] for j in _max_matching(predicted, gold, _strict_match))
     # Confusion: relations of the same (head, tail) pair; equal ones pair up first.
     by_pair: dict[tuple[str, str], tuple[Counter, Counter]] = {}
