@@ -32,6 +32,7 @@ app = typer.Typer(
 )
 stderr = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
 
+
 InputOpt = typer.Option(None, "--input", "-i", help="JSONL input file (default: stdin; `-` also means stdin).")
 OutputOpt = typer.Option(None, "--output", "-o", help="JSONL output file, written atomically (default: stdout).")
 SkipOpt = typer.Option(False, "--skip-invalid", help="Skip bad input lines (counted on stderr) instead of stopping.")
@@ -64,6 +65,60 @@ def report_skipped(skipped: SkipReport | None) -> None:
         for message in skipped.examples:
             stderr.print(f"  {message}", highlight=False, markup=False)
 
+
+
+@command
+def convert(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="semeval, tacred, marked, rebel or conll04."),
+    paths: list[Path] = typer.Argument(..., help="Dataset files, read in turn (`-` is stdin)."),
+    output: Optional[Path] = OutputOpt,
+    patch: Optional[Path] = typer.Option(
+        None, "--patch", help="tacred only: a TACREV patch `[{id, relation}]` or a Re-TACRED map `{id: label}`."
+    ),
+    split_dev: Optional[float] = typer.Option(
+        None, "--split-dev", min=0.0, max=1.0, help="Tag each record `split: train|dev`, about this fraction dev."
+    ),
+    seed: int = typer.Option(13, "--seed", help="Seed of the --split-dev hash (same seed, same carve)."),
+    only: Optional[str] = typer.Option(None, "--only", help="With --split-dev: write only `train` or `dev`."),
+    skip_invalid: bool = SkipOpt,
+):
+    """Convert dataset files to relcli records (JSONL), streaming.
+
+    Examples:
+
+      relcli convert semeval TEST_FILE_FULL.TXT -o test.jsonl
+
+      relcli convert semeval TRAIN_FILE.TXT --split-dev 0.1 --seed 13 --only train -o train.jsonl
+
+      relcli convert semeval TRAIN_FILE.TXT --split-dev 0.1 --seed 13 --only dev -o dev.jsonl
+
+      relcli convert tacred test.json --patch tacrev/test_patch.json > tacrev-test.jsonl
+
+    The dev carve hashes (seed, id), so the two runs above split the file the same way.
+    """
+    from collections import Counter
+
+    from relcli.formats import convert as convert_records, load_patch
+    from relcli.records import write_jsonl
+    from relcli.splits import SPLITS, carve_dev
+    from relcli.streams import open_output
+
+    if only is not None and (split_dev is None or only not in SPLITS):
+        raise UserError("--only takes train or dev, and needs --split-dev")
+    loaded = load_patch(patch) if patch is not None else None
+    report, skipped = Counter(), SkipReport() if skip_invalid else None
+    sources = [sys.stdin.buffer if str(path) == "-" else path for path in paths]
+    records = convert_records(fmt, sources, report, patch=loaded, skipped=skipped)
+    if split_dev is not None:
+        records = carve_dev(records, split_dev, seed, only)
+    with open_output(output) as out:
+        count = write_jsonl(records, out)
+    report_skipped(skipped)
+    for what, n in report.items():
+        stderr.print(f"{what}: {n}", highlight=False)
+    if loaded is not None and loaded.unused:
+        stderr.print(f"patch entries matching no record: {loaded.unused}", highlight=False)
+    stderr.print(f"wrote {count} records", highlight=False)
 
 
 def _labels_option(labels: Optional[str], records_labels: Optional[list[str]] = None) -> tuple[list[str], str | list[str]]:
@@ -354,67 +409,112 @@ def _batched(records, size, fn):
     records = iter(records)
     while batch := list(itertools.islice(records, size)):
         yield from fn(batch)
+# --- score ------------------------------------------------------------------------------------
+
+def _score_tables(result: dict) -> None:
+    """The human report on stderr: headline numbers, per-relation table, confusion matrix."""
+    from rich.table import Table
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    head = Table(title=f"relcli score: {result['n']} records, scheme {result['scheme']}", show_header=False)
+    official = result["official"]
+    head.add_row(official["name"], pct(official["f1"]))
+    for key, name in (("micro", "micro P / R / F1"), ("strict", "strict micro P / R / F1")):
+        if key in result:
+            head.add_row(name, " / ".join(pct(result[key][k]) for k in ("p", "r", "f1")))
+    if result["accuracy"] is not None:
+        head.add_row("accuracy", pct(result["accuracy"]))
+    head.add_row("macro-F1 over all labels" + (f" (without {result['negative']})" if result["negative"] else ""),
+                 pct(result["macro_f1_all"]))
+    head.add_row("invalid predictions", str(result["invalid"]["count"]))
+    stderr.print(head)
+
+    tables = [("per label", result["per_relation"], "support")]
+    if "per_relation" in official:
+        tables.append(("official, per relation (both directions)", official["per_relation"], "gold"))
+    for title, rows, support in tables:
+        table = Table(title=title)
+        for name in ("label", "P", "R", "F1", support, *(["wrong dir"] if support == "gold" else [])):
+            table.add_column(name, justify="left" if name == "label" else "right")
+        for label, s in rows.items():
+            extra = [str(s["wrong_direction"])] if support == "gold" else []
+            table.add_row(label, pct(s["p"]), pct(s["r"]), pct(s["f1"]), str(s[support]), *extra)
+        stderr.print(table)
+    if result["invalid"]["examples"]:
+        stderr.print("most common invalid predictions: " + ", ".join(
+            f"{label!r} x{n}" for label, n in result["invalid"]["examples"].items()), markup=False, highlight=False)
+
+    confusion = result["confusion"]
+    columns = list(dict.fromkeys([*confusion, *(c for row in confusion.values() for c in row)]))
+    if columns and 24 + 6 * len(columns) <= stderr.width:
+        table = Table(title="confusion (rows gold, columns predicted: numbered as the rows)")
+        table.add_column("gold")
+        for i in range(len(columns)):
+            table.add_column(str(i + 1), justify="right")
+        for i, gold in enumerate(columns):
+            if gold in confusion:
+                table.add_row(f"{i + 1} {gold}", *(str(confusion[gold].get(c, "")) for c in columns))
+        stderr.print(table)
+    elif columns:
+        stderr.print(f"confusion matrix: {len(columns)} labels, too wide for this terminal "
+                     "(see --format json or --confusion FILE.png)", highlight=False)
+
+
+@command
+def score(
+    input: Optional[Path] = InputOpt,
+    scheme: str = typer.Option(
+        "auto", "--scheme", help="auto | tacred | semeval | triplets. auto: semeval when every gold label is a "
+        "SemEval label, triplets for end-to-end records, else tacred."),
+    negative: Optional[str] = typer.Option(
+        None, "--negative", help="The negative label (default: the inventory's `no_relation`/`Other`, else `no_relation`)."),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="Label inventory deciding which predictions are valid: semeval, tacred, tacrev, "
+        "retacred or a file with one label per line (default: SemEval's for semeval, else the gold labels)."),
+    format: str = typer.Option("table", "--format", help="table: human tables on stderr; json: one JSON object on stdout."),
+    confusion: Optional[Path] = typer.Option(
+        None, "--confusion", help="Also draw the confusion matrix to this image file (needs `pip install 'relcli[plot]'`)."),
+    skip_invalid: bool = SkipOpt,
+):
+    """Score predictions against gold: TACRED micro P/R/F1, official SemEval-2010 macro-F1, triplet P/R/F1.
+
+    Reads records with `relation` and `predicted` (relation classification) or `triplets` and
+    `predicted_triplets` (end-to-end), as `relcli extract` writes them.
+
+    Examples:
+
+        relcli score -i preds.jsonl
+
+        relcli extract --model ./adapter < test.jsonl | relcli score --format json | jq .official.f1
+
+        relcli score -i preds.jsonl --scheme tacred --labels retacred --confusion confusion.png
+    """
+    from relcli.labels import load_labels
+    from relcli.records import read_jsonl
+    from relcli.scoring import SCHEMES, plot_confusion, score_records, score_validator
+    from relcli.streams import open_input
+
+    if scheme not in SCHEMES:
+        raise UserError(f"--scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    if format not in ("table", "json"):
+        raise UserError(f"--format must be table or json, not {format!r}")
+    inventory = load_labels(labels) if labels else None
+    skipped = SkipReport() if skip_invalid else None
+    with open_input(input) as handle:
+        records = read_jsonl(handle, validate=score_validator(), skipped=skipped)
+        result = score_records(records, scheme=scheme, negative=negative, labels=inventory)
+    report_skipped(skipped)
+    if confusion:
+        plot_confusion(result["confusion"], confusion)
+    if format == "json":
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
+    else:
+        _score_tables(result)
 
 
 def main() -> None:
     app()
-
-
-@app.callback()
-def _commands() -> None:
-    # Keeps `relcli CMD` a group even while a branch defines a single command.
-    pass
-
-
-@command
-def convert(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help="semeval, tacred, marked, rebel or conll04."),
-    paths: list[Path] = typer.Argument(..., help="Dataset files, read in turn (`-` is stdin)."),
-    output: Optional[Path] = OutputOpt,
-    patch: Optional[Path] = typer.Option(
-        None, "--patch", help="tacred only: a TACREV patch `[{id, relation}]` or a Re-TACRED map `{id: label}`."
-    ),
-    split_dev: Optional[float] = typer.Option(
-        None, "--split-dev", min=0.0, max=1.0, help="Tag each record `split: train|dev`, about this fraction dev."
-    ),
-    seed: int = typer.Option(13, "--seed", help="Seed of the --split-dev hash (same seed, same carve)."),
-    only: Optional[str] = typer.Option(None, "--only", help="With --split-dev: write only `train` or `dev`."),
-    skip_invalid: bool = SkipOpt,
-):
-    """Convert dataset files to relcli records (JSONL), streaming.
-
-    Examples:
-
-      relcli convert semeval TEST_FILE_FULL.TXT -o test.jsonl
-
-      relcli convert semeval TRAIN_FILE.TXT --split-dev 0.1 --seed 13 --only train -o train.jsonl
-
-      relcli convert semeval TRAIN_FILE.TXT --split-dev 0.1 --seed 13 --only dev -o dev.jsonl
-
-      relcli convert tacred test.json --patch tacrev/test_patch.json > tacrev-test.jsonl
-
-    The dev carve hashes (seed, id), so the two runs above split the file the same way.
-    """
-    from collections import Counter
-
-    from relcli.formats import convert as convert_records, load_patch
-    from relcli.records import write_jsonl
-    from relcli.splits import SPLITS, carve_dev
-    from relcli.streams import open_output
-
-    if only is not None and (split_dev is None or only not in SPLITS):
-        raise UserError("--only takes train or dev, and needs --split-dev")
-    loaded = load_patch(patch) if patch is not None else None
-    report, skipped = Counter(), SkipReport() if skip_invalid else None
-    sources = [sys.stdin.buffer if str(path) == "-" else path for path in paths]
-    records = convert_records(fmt, sources, report, patch=loaded, skipped=skipped)
-    if split_dev is not None:
-        records = carve_dev(records, split_dev, seed, only)
-    with open_output(output) as out:
-        count = write_jsonl(records, out)
-    report_skipped(skipped)
-    for what, n in report.items():
-        stderr.print(f"{what}: {n}", highlight=False)
-    if loaded is not None and loaded.unused:
-        stderr.print(f"patch entries matching no record: {loaded.unused}", highlight=False)
-    stderr.print(f"wrote {count} records", highlight=False)
