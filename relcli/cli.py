@@ -105,6 +105,7 @@ def index(
         f"indexed {meta['added']} records ({meta['count']} in all, dim {meta['dimension']}) "
         f"into {output} in {seconds:.1f} s ({meta['added'] / seconds:.0f} records/s)",
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -55,11 +55,12 @@ def embed_text(record: Record, mode: str) -> str:
     inserts = []
     for span, opening, closing in ((record["head"], "[E1]", "[/E1]"), (record["tail"], "[E2]", "[/E2]")):
         start, end = span["start"], span["end"]
-        # At one offset a closing marker goes before an opening one, except for an empty span.
-        inserts.append((start, 1, opening))
-        inserts.append((end, 0 if end > start else 2, closing))
+        # At one offset: closings of earlier spans, then openings (longest first), then the
+        # closing of an empty span, so that the markers always nest.
+        inserts.append((start, 1, -end, opening))
+        inserts.append((end, 0 if end > start else 2, -start, closing))
     pieces, last = [], 0
-    for offset, _, marker in sorted(inserts):
+    for offset, _, _, marker in sorted(inserts):
         pieces += [text[last:offset], marker]
         last = offset
     pieces.append(text[last:])
