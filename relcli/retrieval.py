@@ -120,14 +120,18 @@ def _replacing_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not target.exists():
+        os.replace(tmp, target)
+        return
     # A non-empty directory cannot be replaced by rename: move the old one aside first.
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-        os.replace(target, old / "index")
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+    os.replace(target, old / "index")
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old / "index", target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_target(out_dir: Path, append: bool, model: str, embed_mode: str) -> dict[str, Any] | None:
@@ -233,6 +237,9 @@ class Index:
 
         directory = Path(directory)
         meta = read_meta(directory)
+        for name in (RECORDS_FILE, INDEX_FILE):
+            if not (directory / name).is_file():
+                raise UserError(f"{directory} is an incomplete index: {name} is missing")
         with open(directory / RECORDS_FILE, "rb") as handle:
             records = [orjson.loads(line) for line in handle]
         if len(records) != meta["count"]:

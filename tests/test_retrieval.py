@@ -193,3 +193,10 @@ def test_index_files_are_plain_json(tiny_model, tmp_path):
     lines = (tmp_path / "idx" / "records.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["id"] for line in lines] == ["r0", "r1", "r2", "r3"]
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["index.hnsw", "index.json", "records.jsonl"]
+
+
+def test_load_refuses_incomplete_index(tiny_model, tmp_path):
+    build_index(corpus(2), tmp_path / "idx", model=tiny_model)
+    (tmp_path / "idx" / "index.hnsw").unlink()
+    with pytest.raises(UserError, match="index.hnsw is missing"):
+        Index.load(tmp_path / "idx")
