@@ -103,7 +103,7 @@ def index(
     report_skipped(skipped)
     stderr.print(
         f"indexed {meta['added']} records ({meta['count']} in all, dim {meta['dimension']}) "
-        f"into {output} in {seconds:.1f} s ({meta['added'] / seconds:.0f} records/s)",
+        f"into {output} in {seconds:.1f} s",
         highlight=False,
         soft_wrap=True,
     )
