@@ -84,13 +84,13 @@ def index(
     """
     import time
 
+    from transformers.utils import logging as hf_logging
+
     from relcli.records import read_jsonl
     from relcli.retrieval import build_index
     from relcli.streams import open_input, progress
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # its weight-loading bars would interleave with ours
     skipped = SkipReport() if skip_invalid else None
     started = time.perf_counter()
     with open_input(input) as lines:
