@@ -515,6 +515,50 @@ def score(
     else:
         _score_tables(result)
 
+@command
+def index(
+    output: Path = typer.Option(..., "--output", "-o", help="Index directory to create (replaced atomically)."),
+    input: Optional[Path] = InputOpt,
+    model: str = typer.Option("minilm", "--model", "-m", help="Sentence embedder: `minilm` (packaged) or a sentence-transformers id/path."),
+    embed: str = typer.Option("sentence", "--embed", help="What is embedded: `sentence` (the text) or `marked` (the text with [E1]..[/E1] [E2]..[/E2] around the pair)."),
+    m: int = typer.Option(32, "--m", min=2, help="hnswlib M: links per node (recall vs memory)."),
+    ef_construction: int = typer.Option(200, "--ef-construction", min=1, help="hnswlib ef_construction: build-time search breadth."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Records embedded per batch (bounds memory)."),
+    append: bool = typer.Option(False, "--append", help="Add the records to an existing index (same --model and --embed)."),
+    skip_invalid: bool = SkipOpt,
+):
+    """Embed labelled records into a nearest-neighbour index for retrieval (RAG4RE, kNN).
+
+    Example:
+
+        relcli convert semeval TRAIN_FILE.TXT | relcli index -o train-index --embed marked
+    """
+    import time
+
+    from transformers.utils import logging as hf_logging
+
+    from relcli.records import read_jsonl
+    from relcli.retrieval import build_index
+    from relcli.streams import open_input, progress
+
+    hf_logging.disable_progress_bar()  # its weight-loading bars would interleave with ours
+    skipped = SkipReport() if skip_invalid else None
+    started = time.perf_counter()
+    with open_input(input) as lines:
+        records = progress(read_jsonl(lines, skipped=skipped), "indexing")
+        meta = build_index(
+            records, output, model=model, embed=embed, m=m, ef_construction=ef_construction,
+            batch_size=batch_size, append=append,
+        )
+    seconds = time.perf_counter() - started
+    report_skipped(skipped)
+    stderr.print(
+        f"indexed {meta['added']} records ({meta['count']} in all, dim {meta['dimension']}) "
+        f"into {output} in {seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+
 
 def main() -> None:
     app()

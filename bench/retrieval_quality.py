@@ -1,0 +1,103 @@
+"""Retrieval quality on SemEval-2010 Task 8: build speed, hnswlib recall, label agreement, kNN vote.
+
+For each --embed mode: index TRAIN with the packaged MiniLM (records/s), then query the index
+with the training records themselves under the leakage guard and compare with exact cosine search
+(recall@k; no query may get itself back), count same-label neighbours in the top k, and classify
+TEST by the similarity-weighted vote of its k neighbours (accuracy). Prints a markdown table.
+
+    nice -n 15 python bench/retrieval_quality.py [--data ../shared/data/semeval2010_task8] [--k 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from relcli.records import make_span
+from relcli.retrieval import EMBED_MODES, Index, build_index, knn_vote
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "semeval2010_task8"
+MARKED = re.compile(r'^(\d+)\t"(.*)"$')
+TAGS = re.compile(r"(</?e[12]>)")
+
+
+def read_semeval(path: Path, split: str) -> list[dict]:
+    """A minimal reader of the official four-line format (relcli.formats does it properly)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for first, label in zip(lines[0::4], lines[1::4]):
+        number, marked = MARKED.match(first.strip()).groups()
+        text, offsets = "", {}
+        for piece in TAGS.split(marked):
+            if TAGS.fullmatch(piece):
+                offsets[piece] = len(text)
+            else:
+                text += piece
+        head = make_span(text, offsets["<e1>"], offsets["</e1>"])
+        tail = make_span(text, offsets["<e2>"], offsets["</e2>"])
+        records.append({"id": f"{split}-{number}", "text": text, "head": head, "tail": tail, "relation": label.strip()})
+    return records
+
+
+def exact_neighbours(vectors: np.ndarray, records: list[dict], k: int) -> np.ndarray:
+    """Exact top-k cosine neighbours of every indexed record among the others (guard applied)."""
+    by_text: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_text.setdefault(record["text"], []).append(i)
+    top = np.empty((len(vectors), k), dtype=np.int64)
+    for start in range(0, len(vectors), 1024):
+        sims = vectors[start:start + 1024] @ vectors.T
+        for row in range(len(sims)):
+            sims[row, by_text[records[start + row]["text"]]] = -np.inf
+        top[start:start + len(sims)] = np.argsort(-sims, axis=1)[:, :k]
+    return top
+
+
+def measure(train: list[dict], test: list[dict], mode: str, k: int, workdir: Path) -> dict:
+    started = time.perf_counter()
+    build_index(train, workdir / mode, embed=mode)
+    build_seconds = time.perf_counter() - started
+    index = Index.load(workdir / mode)
+    vectors = index.graph.get_items(list(range(len(index))), return_type="numpy")
+    position = {r["id"]: i for i, r in enumerate(index.records)}
+    hits = index.search_vectors(vectors, index.records, k)
+    found = [[position[n["id"]] for n, _ in h] for h in hits]
+    exact = exact_neighbours(vectors, index.records, k)
+    leaks = sum(n["id"] == q["id"] or n["text"] == q["text"] for q, h in zip(index.records, hits) for n, _ in h)
+    same = [n["relation"] == q["relation"] for q, h in zip(index.records, hits) for n, _ in h]
+    test_hits = index.search(test, k)
+    correct = [knn_vote(h)[0] == q["relation"] for q, h in zip(test, test_hits)]
+    return {
+        "embed": mode,
+        "build records/s": f"{len(train) / build_seconds:.0f}",
+        f"recall@{k} vs exact": f"{np.mean([len(set(f) & set(e)) / k for f, e in zip(found, exact)]):.4f}",
+        "self hits": str(leaks),
+        f"same label top-{k}": f"{np.mean(same):.3f}",
+        f"kNN-{k} test acc": f"{np.mean(correct):.3f}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--embed", nargs="+", default=list(EMBED_MODES), choices=EMBED_MODES)
+    args = parser.parse_args()
+    train = read_semeval(args.data / "TRAIN_FILE.TXT", "train")
+    test = read_semeval(args.data / "TEST_FILE_FULL.TXT", "test")
+    with tempfile.TemporaryDirectory() as workdir:
+        rows = [measure(train, test, mode, args.k, Path(workdir)) for mode in args.embed]
+    print(f"SemEval-2010 Task 8, minilm, {len(train)} train / {len(test)} test, k={args.k}\n")
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|" + "---|" * len(rows[0]))
+    for row in rows:
+        print("| " + " | ".join(row.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Retrieval for RAG4RE: sentence embeddings of records and an hnswlib index over them.
+
+An index directory holds three files: ``index.hnsw`` (the hnswlib graph, cosine space),
+``records.jsonl`` (the indexed records, line i = hnswlib label i) and ``index.json`` (how it was
+built). Directories are written whole into a temp dir beside the target and renamed into place, so
+an interrupted build leaves the previous index (or none), never half of one.
+
+torch and sentence-transformers are imported only when an embedder is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.metadata
+import itertools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import orjson
+
+from relcli.errors import UserError
+from relcli.models import minilm_dir
+from relcli.records import Record, dumps
+
+INDEX_FILE = "index.hnsw"
+RECORDS_FILE = "records.jsonl"
+META_FILE = "index.json"
+EMBED_MODES = ("sentence", "marked")
+KEPT_FIELDS = ("id", "text", "head", "tail", "relation", "triplets")
+# The lowest hnswlib search breadth; recall@5 on SemEval train is >= 0.99 with it (bench/).
+MIN_EF = 100
+# Extra neighbours asked for per query, so that the leakage guard can drop some and still return k.
+GUARD_MARGIN = 8
+
+Neighbours = list[tuple[Record, float]]
+
+
+def embed_text(record: Record, mode: str) -> str:
+    """The string embedded for a record: its text, or (``marked``) its text with the pair marked.
+
+    Markers are inserted at the span offsets, so nested or adjacent spans stay well formed.
+    """
+    if mode == "sentence":
+        return record["text"]
+    if mode != "marked":
+        raise UserError(f"unknown embed mode {mode!r} (choose from {', '.join(EMBED_MODES)})")
+    if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
+        raise UserError(f"record {record.get('id')!r}: --embed marked needs head and tail spans")
+    text = record["text"]
+    inserts = []
+    for span, opening, closing in ((record["head"], "[E1]", "[/E1]"), (record["tail"], "[E2]", "[/E2]")):
+        start, end = span["start"], span["end"]
+        # At one offset: closings of earlier spans, then openings (longest first), then the
+        # closing of an empty span, so that the markers always nest.
+        inserts.append((start, 1, -end, opening))
+        inserts.append((end, 0 if end > start else 2, -start, closing))
+    pieces, last = [], 0
+    for offset, _, _, marker in sorted(inserts):
+        pieces += [text[last:offset], marker]
+        last = offset
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+@functools.lru_cache(maxsize=2)
+def load_embedder(model: str = "minilm"):
+    """A SentenceTransformer: ``minilm`` is the packaged all-MiniLM-L6-v2, else an id or path."""
+    from sentence_transformers import SentenceTransformer
+
+    path = str(minilm_dir()) if model == "minilm" else model
+    try:
+        return SentenceTransformer(path)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load embedding model {model!r}: {reason}") from None
+
+
+def encode_texts(embedder, texts: list[str], batch_size: int = 256):
+    """Unit-length float32 embeddings, one row per text."""
+    return embedder.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / META_FILE
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"{directory} is not a relcli index (no {META_FILE})") from None
+    except orjson.JSONDecodeError:
+        raise UserError(f"{path} is not valid JSON") from None
+
+
+def _relcli_version() -> str:
+    try:
+        return importlib.metadata.version("relcli")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _batches(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+@contextlib.contextmanager
+def _replacing_dir(target: Path) -> Iterator[Path]:
+    """A fresh temp dir beside ``target`` that replaces it on success and vanishes on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    # A non-empty directory cannot be replaced by rename: move the old one aside first.
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+    os.replace(target, old / "index")
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old / "index", target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_target(out_dir: Path, append: bool, model: str, embed_mode: str) -> dict[str, Any] | None:
+    """The existing index's metadata when appending; refuse to clobber a directory that is no index."""
+    if append:
+        meta = read_meta(out_dir)
+        if (meta["model"], meta["embed"]) != (model, embed_mode):
+            raise UserError(
+                f"{out_dir} was built with --model {meta['model']} --embed {meta['embed']}; "
+                f"cannot append with --model {model} --embed {embed_mode}"
+            )
+        return meta
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / META_FILE).exists())):
+        raise UserError(f"{out_dir} exists and is not a relcli index; choose another --output")
+    return None
+
+
+def build_index(
+    records: Iterable[Record],
+    out_dir: str | Path,
+    *,
+    model: str = "minilm",
+    embed: str = "sentence",
+    m: int = 32,
+    ef_construction: int = 200,
+    batch_size: int = 256,
+    append: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Embed ``records`` batch by batch into an hnswlib index at ``out_dir``; return its metadata.
+
+    Memory holds one batch of records (plus the graph). With ``append`` the existing index is
+    loaded, extended and rewritten; it must have been built with the same model and embed mode.
+    ``on_batch(n)`` is called after each batch of n records is added. The returned dict is what
+    ``index.json`` holds plus ``added``, the number of records this call indexed.
+    """
+    import hnswlib
+
+    if embed not in EMBED_MODES:
+        raise UserError(f"unknown embed mode {embed!r} (choose from {', '.join(EMBED_MODES)})")
+    out_dir = Path(out_dir)
+    old_meta = _check_target(out_dir, append, model, embed)
+    embedder = load_embedder(model)
+    dim = embedder.get_embedding_dimension()
+    digest = hashlib.sha256()
+    with _replacing_dir(out_dir) as tmp:
+        index = hnswlib.Index(space="cosine", dim=dim)
+        if old_meta:
+            if old_meta["dimension"] != dim:
+                raise UserError(f"{out_dir} has dimension {old_meta['dimension']}, the model gives {dim}")
+            m, ef_construction = old_meta["m"], old_meta["ef_construction"]
+            index.load_index(str(out_dir / INDEX_FILE), max_elements=old_meta["count"] + batch_size)
+            shutil.copyfile(out_dir / RECORDS_FILE, tmp / RECORDS_FILE)
+            with open(tmp / RECORDS_FILE, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        else:
+            index.init_index(max_elements=batch_size, M=m, ef_construction=ef_construction)
+        start = count = index.get_current_count()
+        with open(tmp / RECORDS_FILE, "ab") as out:
+            for batch in _batches(records, batch_size):
+                vectors = encode_texts(embedder, [embed_text(r, embed) for r in batch], batch_size)
+                if count + len(batch) > index.get_max_elements():
+                    index.resize_index(max(2 * index.get_max_elements(), count + len(batch)))
+                index.add_items(vectors, list(range(count, count + len(batch))))
+                count += len(batch)
+                for record in batch:
+                    line = dumps({key: record[key] for key in KEPT_FIELDS if key in record})
+                    out.write(line)
+                    digest.update(line)
+                if on_batch:
+                    on_batch(len(batch))
+        if count == 0:
+            raise UserError("no records to index")
+        index.save_index(str(tmp / INDEX_FILE))
+        meta = {
+            "model": model,
+            "embed": embed,
+            "dimension": dim,
+            "count": count,
+            "space": "cosine",
+            "m": m,
+            "ef_construction": ef_construction,
+            "data_sha256": digest.hexdigest(),
+            "relcli_version": _relcli_version(),
+        }
+        (tmp / META_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
+    return {**meta, "added": count - start}
+
+
+
+class Index:
+    """A loaded index: the hnswlib graph, the indexed records, and the embedder to query it with."""
+
+    def __init__(self, graph, records: list[Record], meta: dict[str, Any]):
+        self.graph = graph
+        self.records = records
+        self.meta = meta
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Index":
+        import hnswlib
+
+        directory = Path(directory)
+        meta = read_meta(directory)
+        for name in (RECORDS_FILE, INDEX_FILE):
+            if not (directory / name).is_file():
+                raise UserError(f"{directory} is an incomplete index: {name} is missing")
+        with open(directory / RECORDS_FILE, "rb") as handle:
+            records = [orjson.loads(line) for line in handle]
+        if len(records) != meta["count"]:
+            raise UserError(f"{directory}: {RECORDS_FILE} has {len(records)} records, {META_FILE} says {meta['count']}")
+        graph = hnswlib.Index(space="cosine", dim=meta["dimension"])
+        graph.load_index(str(directory / INDEX_FILE), max_elements=meta["count"])
+        return cls(graph, records, meta)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def embed(self, records: list[Record], batch_size: int = 256):
+        """Query vectors for records, embedded the way the index was."""
+        texts = [embed_text(r, self.meta["embed"]) for r in records]
+        return encode_texts(load_embedder(self.meta["model"]), texts, batch_size)
+
+    def search(
+        self,
+        queries: list[Record],
+        k: int = 5,
+        *,
+        exclude_self: bool = True,
+        ef: int | None = None,
+        batch_size: int = 256,
+    ) -> list[Neighbours]:
+        """The k nearest indexed records of each query, with cosine similarity, nearest first.
+
+        With ``exclude_self`` (the leakage guard) a query never gets back a record with its own id
+        or its identical text. ``ef`` is the hnswlib search breadth (default max(100, 2 * asked)).
+        """
+        if not queries:
+            return []
+        return self.search_vectors(self.embed(queries, batch_size), queries, k, exclude_self=exclude_self, ef=ef)
+
+    def search_vectors(self, vectors, queries: list[Record], k: int, *, exclude_self: bool = True, ef: int | None = None) -> list[Neighbours]:
+        """``search`` for query vectors already embedded (``queries`` supply ids and texts for the guard)."""
+        if k < 1:
+            raise UserError(f"k must be at least 1, got {k}")
+        total = len(self.records)
+        asked = min(total, k + GUARD_MARGIN if exclude_self else k)
+        results: list[Neighbours | None] = [None] * len(queries)
+        pending = list(range(len(queries)))
+        while pending:
+            self.graph.set_ef(max(ef or MIN_EF, 2 * asked))
+            labels, distances = self.graph.knn_query(vectors[pending], k=asked)
+            short = []
+            for row, q in enumerate(pending):
+                found = [
+                    (self.records[label], 1.0 - float(distance))
+                    for label, distance in zip(labels[row], distances[row])
+                    if not (exclude_self and self._leaks(queries[q], self.records[label]))
+                ]
+                results[q] = found[:k]
+                if len(found) < k and asked < total:
+                    short.append(q)
+            pending, asked = short, min(total, asked * 4)
+        return results
+
+    @staticmethod
+    def _leaks(query: Record, neighbour: Record) -> bool:
+        return neighbour["id"] == query.get("id") or neighbour["text"] == query.get("text")
+
+
+def knn_vote(neighbours: Neighbours) -> tuple[str | None, dict[str, float]]:
+    """The neighbours' relation vote, each weighted by its similarity (negative ones count 0).
+
+    Returns the winning label (ties go to the label of the nearest neighbour; None when no
+    neighbour has a relation) and the score per label, highest first.
+    """
+    scores: dict[str, float] = {}
+    for record, similarity in neighbours:
+        label = record.get("relation")
+        if label is not None:
+            scores[label] = scores.get(label, 0.0) + max(similarity, 0.0)
+    # sorted() is stable, so equal scores keep first-seen (nearest) order.
+    ranked = dict(sorted(scores.items(), key=lambda item: -item[1]))
+    return next(iter(ranked), None), ranked

@@ -1,0 +1,30 @@
+"""A tiny random sentence-transformers model (character-level WordPiece, 2 layers, 32 dims) for tests."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+PIECES = list(string.ascii_lowercase + string.digits + string.punctuation)
+
+
+def make_tiny_embedder(path: Path) -> Path:
+    """Save a random-weight BERT + mean pooling as a sentence-transformers folder at ``path``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    hf_dir = path.parent / f"{path.name}-hf"
+    hf_dir.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + PIECES + [f"##{p}" for p in PIECES]
+    BertTokenizer(vocab={piece: i for i, piece in enumerate(vocab)}).save_pretrained(hf_dir)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, initializer_range=1.0,
+    )
+    BertModel(config).save_pretrained(hf_dir)
+    model = SentenceTransformer(modules=[Transformer(str(hf_dir)), Pooling(32)], device="cpu")
+    model.save(str(path))
+    return path
