@@ -9,6 +9,7 @@ transformers) are imported inside the commands that need them, so `relcli --help
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from pathlib import Path
@@ -561,4 +562,10 @@ def index(
 
 
 def main() -> None:
+    # Our own progress bars and one-line messages are the interface: keep the libraries' quiet.
+    # (bitsandbytes warns at import that it cannot fetch an optional CPU kernel from the hub.)
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     app()
