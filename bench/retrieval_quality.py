@@ -11,37 +11,18 @@ TEST by the similarity-weighted vote of its k neighbours (accuracy). Prints a ma
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from relcli.records import make_span
+from relcli.formats import convert
 from relcli.retrieval import EMBED_MODES, Index, build_index, knn_vote
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "semeval2010_task8"
-MARKED = re.compile(r'^(\d+)\t"(.*)"$')
-TAGS = re.compile(r"(</?e[12]>)")
-
-
-def read_semeval(path: Path, split: str) -> list[dict]:
-    """A minimal reader of the official four-line format (relcli.formats does it properly)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records = []
-    for first, label in zip(lines[0::4], lines[1::4]):
-        number, marked = MARKED.match(first.strip()).groups()
-        text, offsets = "", {}
-        for piece in TAGS.split(marked):
-            if TAGS.fullmatch(piece):
-                offsets[piece] = len(text)
-            else:
-                text += piece
-        head = make_span(text, offsets["<e1>"], offsets["</e1>"])
-        tail = make_span(text, offsets["<e2>"], offsets["</e2>"])
-        records.append({"id": f"{split}-{number}", "text": text, "head": head, "tail": tail, "relation": label.strip()})
-    return records
+def read_semeval(path: Path) -> list[dict]:
+    return list(convert("semeval", [path]))
 
 
 def exact_neighbours(vectors: np.ndarray, records: list[dict], k: int) -> np.ndarray:
@@ -88,8 +69,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--embed", nargs="+", default=list(EMBED_MODES), choices=EMBED_MODES)
     args = parser.parse_args()
-    train = read_semeval(args.data / "TRAIN_FILE.TXT", "train")
-    test = read_semeval(args.data / "TEST_FILE_FULL.TXT", "test")
+    train = read_semeval(args.data / "TRAIN_FILE.TXT")
+    test = read_semeval(args.data / "TEST_FILE_FULL.TXT")
     with tempfile.TemporaryDirectory() as workdir:
         rows = [measure(train, test, mode, args.k, Path(workdir)) for mode in args.embed]
     print(f"SemEval-2010 Task 8, minilm, {len(train)} train / {len(test)} test, k={args.k}\n")
