@@ -179,14 +179,16 @@ def finetune(
     loaded = load_model(base_model, dtype=config.dtype, quantize=config.quantize,
                         trust_remote_code=config.trust_remote_code, trainable=True)
     model, tokenizer = loaded.model, loaded.tokenizer
-    if config.quantize != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    lora = LoraConfig(
-        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(","),
-        task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
-    )
-    model = get_peft_model(model, lora)
+    # An adapter from an earlier run (--model ADAPTER_DIR) keeps training with its own LoRA settings.
+    if loaded.meta.get("kind") != "generator":
+        if config.quantize != "none":
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        lora = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(","),
+            task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
+        )
+        model = get_peft_model(model, lora)
     if config.quantize == "4bit":
         from relcli.models import disable_cpu_bf16_repack
 
@@ -264,7 +266,8 @@ def finetune(
         meta = {
             "kind": "generator",
             "relcli_version": __version__,
-            "base_model": base_model,
+            "base_model": loaded.base,
+            "continued_from": base_model if loaded.meta else None,
             "task": "seq2seq" if loaded.is_seq2seq else "causal",
             "template": template,
             "labels": labels,
