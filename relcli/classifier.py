@@ -50,6 +50,8 @@ def mark_text(record: Record, entity_types: frozenset[str] | None = None) -> str
     With ``entity_types`` given (typed markers), a span whose type is among them gets typed
     markers; other spans fall back to the untyped ones.
     """
+    if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
+        raise UserError(f"record {record.get('id')!r}: a classifier needs the head and tail spans")
     text = record["text"]
     inserts = []
     for role, span in (("e1", record["head"]), ("e2", record["tail"])):
@@ -176,7 +178,7 @@ def _use_bf16(bf16: bool | str, device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     # CPUs with AVX512-BF16 / AMX run bf16 matmuls several times faster than fp32.
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.cpu._is_avx512_bf16_supported()
+    return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
 
 
 def _autocast(device, enabled: bool):
@@ -224,6 +226,10 @@ def _length_batches(items: list, batch_size: int, rng: random.Random) -> list[li
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def _no_decay(name: str) -> bool:
+    return name.endswith("bias") or "layernorm" in name.lower()
 
 
 def train_classifier(
@@ -293,11 +299,10 @@ def train_classifier(
     total = steps_per_epoch * epochs
     warmup = int(total * warmup_ratio)
 
-    no_decay = lambda name: name.endswith("bias") or "LayerNorm" in name or "layernorm" in name.lower()
     params = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([
-        {"params": [p for n, p in params if not no_decay(n)], "weight_decay": weight_decay, "lr": lr},
-        {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0, "lr": lr},
+        {"params": [p for n, p in params if not _no_decay(n)], "weight_decay": weight_decay, "lr": lr},
+        {"params": [p for n, p in params if _no_decay(n)], "weight_decay": 0.0, "lr": lr},
         {"params": list(head.parameters()), "weight_decay": weight_decay, "lr": head_lr or lr},
     ])
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -343,7 +348,8 @@ def train_classifier(
                 "warmup_ratio": warmup_ratio, "weight_decay": weight_decay, "dropout": dropout, "lora": lora,
                 "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None, "seed": seed,
                 "bf16": use_bf16, "examples": len(records), "data_sha256": _data_hash(records),
-                "seconds": round(seconds, 1), "final_train_loss": epoch_loss}
+                "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "final_train_loss": epoch_loss}
     _save(Path(out_dir), encoder, head, tokenizer, {
         "kind": "classifier", "relcli_version": _version(), "base_model": base_model, "labels": list(labels),
         "pooling": pooling, "typed_markers": typed_markers, "entity_types": entity_types,

@@ -157,6 +157,8 @@ def test_user_errors(base, tmp_path):
         train_classifier(RECORDS, base, tmp_path, labels=LABELS, pooling="mean", **TINY)
     with pytest.raises(UserError, match="cannot load"):
         train_classifier(RECORDS, str(tmp_path / "missing"), tmp_path, labels=LABELS, **TINY)
+    with pytest.raises(UserError, match="needs the head and tail"):
+        mark_text({"id": 1, "text": "x", "triplets": []})
     with pytest.raises(UserError, match="not a relcli model directory"):
         load_classifier(tmp_path)
     (tmp_path / "relcli.json").write_text('{"kind": "generator"}')
