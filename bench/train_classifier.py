@@ -1,0 +1,125 @@
+"""Train and measure an entity-marker classifier on SemEval-2010 Task 8.
+
+    nice -n 15 python bench/train_classifier.py --out bench/out/semeval-minilm          # tune on a 90/10 dev carve
+    nice -n 15 python bench/train_classifier.py --out bench/out/semeval-minilm --test   # ... and score the test set
+
+Writes the model to OUT/model, predictions (with `relation` and `predicted`) to OUT/{dev,test}.jsonl
+and the metrics to OUT/metrics.json. The SemEval reader and scorer here are throwaway stand-ins
+for relcli.formats / relcli.scoring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from relcli.classifier import POOLINGS, load_classifier, train_classifier
+from relcli.labels import SEMEVAL
+from relcli.records import make_span, write_jsonl
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "semeval2010_task8"
+MARKED = re.compile(r"<e1>(.*?)</e1>|<e2>(.*?)</e2>")
+
+
+def read_semeval(path: Path) -> list[dict]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for i in range(0, len(lines), 4):
+        if not lines[i].strip():
+            continue
+        sid, quoted = lines[i].split("\t")
+        marked = quoted.strip().strip('"')
+        text, spans, last = "", {}, 0
+        for m in MARKED.finditer(marked):
+            text += marked[last:m.start()]
+            role = "head" if m.group(1) is not None else "tail"
+            inner = m.group(1) if m.group(1) is not None else m.group(2)
+            spans[role] = (len(text), len(text) + len(inner))
+            text += inner
+            last = m.end()
+        text += marked[last:]
+        records.append({"id": f"semeval-{sid}", "text": text, "head": make_span(text, *spans["head"]),
+                        "tail": make_span(text, *spans["tail"]), "relation": lines[i + 1].strip()})
+    return records
+
+
+def semeval_official(records: list[dict]) -> dict:
+    """Macro-F1 over the 9 relations (Other excluded), direction must match; P and R per relation
+    count predictions/gold of that relation in either direction."""
+    base = lambda label: label.split("(")[0]
+    correct, guessed, gold = Counter(), Counter(), Counter()
+    for r in records:
+        guessed[base(r["predicted"])] += 1
+        gold[base(r["relation"])] += 1
+        if r["predicted"] == r["relation"]:
+            correct[base(r["relation"])] += 1
+    per = {}
+    for rel in sorted({base(label) for label in SEMEVAL} - {"Other"}):
+        p = correct[rel] / guessed[rel] if guessed[rel] else 0.0
+        rc = correct[rel] / gold[rel] if gold[rel] else 0.0
+        per[rel] = {"p": p, "r": rc, "f1": 2 * p * rc / (p + rc) if p + rc else 0.0, "support": gold[rel]}
+    macro = sum(v["f1"] for v in per.values()) / len(per)
+    accuracy = sum(r["predicted"] == r["relation"] for r in records) / len(records)
+    return {"macro_f1": round(100 * macro, 2), "accuracy": round(100 * accuracy, 2), "per_relation": per}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--test", action="store_true", help="also score the test set (report it once)")
+    parser.add_argument("--all", action="store_true", help="train on all 8000 training records (no dev carve)")
+    parser.add_argument("--threads", type=int, help="torch threads (1 is faster on a crowded machine)")
+    parser.add_argument("--limit", type=int, help="train on the first N records only (timing runs)")
+    parser.add_argument("--pooling", choices=POOLINGS, default="cls+entity")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--head-lr", type=float)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args()
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    train = read_semeval(DATA / "TRAIN_FILE.TXT")
+    splits = {} if args.all else {"dev": train[::10]}  # deterministic dev carve: every 10th record
+    train = train if args.all else [r for i, r in enumerate(train) if i % 10]
+    train = train[:args.limit] if args.limit else train
+    if args.test:
+        splits["test"] = read_semeval(DATA / "TEST_FILE_FULL.TXT")
+    bf16 = {"auto": "auto", "on": True, "off": False}[args.bf16]
+
+    def log(step, total, loss):
+        if step % 25 == 0 or step == total:
+            print(f"step {step}/{total} loss {loss:.4f} {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
+
+    metrics = train_classifier(
+        train, "minilm", args.out / "model", labels=SEMEVAL, pooling=args.pooling, epochs=args.epochs, lr=args.lr,
+        head_lr=args.head_lr, batch_size=args.batch_size, max_length=args.max_length, dropout=args.dropout,
+        warmup_ratio=args.warmup_ratio, bf16=bf16, seed=args.seed, on_log=log,
+        eval_records=splits.get("dev"))
+    classifier = load_classifier(args.out / "model", bf16=bf16)
+    result = {"args": {k: str(v) for k, v in vars(args).items()}, "train": metrics}
+    for name, records in splits.items():
+        started = time.time()
+        predictions = list(classifier.predict(records))
+        seconds = time.time() - started
+        with open(args.out / f"{name}.jsonl", "wb") as out:
+            write_jsonl(predictions, out)
+        result[name] = dict(semeval_official(predictions), records_per_s=round(len(predictions) / seconds, 1))
+    (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: {m: v for m, v in part.items() if m != "per_relation"} for k, part in result.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,444 @@
+"""Encoder relation classifiers with entity markers: training, saving, loading, prediction.
+
+The entity pair is marked in the text with tokens added to the tokenizer (``<e1>..</e1>``,
+``<e2>..</e2>``; typed markers put the entity type in them, ``<e1:PERSON>``). A small head reads
+the encoder's state at the [CLS] token, at the two entity-start markers (concatenated, as in
+"matching the blanks" / R-BERT), or both, and is trained with cross-entropy together with the
+encoder (or with LoRA adapters on it).
+
+A classifier directory holds the encoder (``save_pretrained``), the tokenizer, the head
+(``head.safetensors``) and ``relcli.json`` with ``"kind": "classifier"``. Nothing is pickled.
+
+torch and transformers are imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from relcli.errors import UserError
+from relcli.records import Record, dumps
+
+POOLINGS = ("entity-start", "cls", "cls+entity")
+HEAD_FILE = "head.safetensors"
+META_FILE = "relcli.json"
+
+
+# ---------------------------------------------------------------------------- markers and encoding
+
+def marker_tokens(entity_types: Iterable[str] = ()) -> list[str]:
+    """The tokens added to the tokenizer: untyped markers, then typed ones for each entity type."""
+    tokens = ["<e1>", "</e1>", "<e2>", "</e2>"]
+    for entity_type in entity_types:
+        tokens += [f"<e1:{entity_type}>", f"</e1:{entity_type}>", f"<e2:{entity_type}>", f"</e2:{entity_type}>"]
+    return tokens
+
+
+def mark_text(record: Record, entity_types: frozenset[str] | None = None) -> str:
+    """The record's text with the head wrapped in e1 markers and the tail in e2 markers.
+
+    With ``entity_types`` given (typed markers), a span whose type is among them gets typed
+    markers; other spans fall back to the untyped ones.
+    """
+    if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
+        raise UserError(f"record {record.get('id')!r}: a classifier needs the head and tail spans")
+    text = record["text"]
+    inserts = []
+    for role, span in (("e1", record["head"]), ("e2", record["tail"])):
+        kind = span.get("type")
+        name = f"{role}:{kind}" if entity_types and kind in entity_types else role
+        start, end = span["start"], span["end"]
+        # Sort key: at one offset close before opening; nested spans open outer-first, close inner-first.
+        inserts.append((start, 1, -end, f"<{name}>"))
+        inserts.append((end, 0, -start, f"</{name}>"))
+    pieces, last = [], 0
+    for offset, *_, token in sorted(inserts):
+        pieces += [text[last:offset], token]
+        last = offset
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+@dataclass
+class _Encoded:
+    ids: list[int]
+    e1: int  # index of the head's start marker (0, i.e. [CLS], if truncated away)
+    e2: int
+
+
+def _window(n: int, length: int, keep: list[int]) -> int:
+    """Start of a ``length``-token window over ``n`` tokens keeping the ``keep`` positions if it can."""
+    lo, hi = min(keep), max(keep)
+    if hi - lo + 1 >= length:
+        return lo
+    return max(0, min(lo - (length - (hi - lo + 1)) // 2, n - length))
+
+
+def encode_records(tokenizer, records: list[Record], max_length: int, entity_types: frozenset[str] | None) -> list[_Encoded]:
+    """Token ids with [CLS]/[SEP] and the start-marker positions; long inputs are trimmed to a
+    window around the entities rather than cut at the end."""
+    texts = [mark_text(record, entity_types) for record in records]
+    batch = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    roles = _marker_roles(tokenizer, entity_types)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    body = max_length - 2
+    encoded = []
+    for ids in batch:
+        found = {role: i for i, token in reversed(list(enumerate(ids))) if (role := roles.get(token))}
+        if len(ids) > body:
+            start = _window(len(ids), body, list(found.values()) or [0])
+            ids = ids[start:start + body]
+            found = {role: i - start for role, i in found.items() if 0 <= i - start < body}
+        e1, e2 = found.get("<e1"), found.get("<e2")
+        encoded.append(_Encoded([cls, *ids, sep], e1 + 1 if e1 is not None else 0, e2 + 1 if e2 is not None else 0))
+    return encoded
+
+
+def _marker_roles(tokenizer, entity_types: frozenset[str] | None) -> dict[int, str]:
+    """Token id -> role prefix (``<e1``, ``</e1``, ``<e2``, ``</e2``) for every marker token."""
+    tokens = marker_tokens(sorted(entity_types or ()))
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    return {i: token.split(":")[0].rstrip(">") for i, token in zip(ids, tokens)}
+
+
+def _pad(batch: list[_Encoded], pad_id: int):
+    import torch
+
+    width = max(len(item.ids) for item in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, item in enumerate(batch):
+        ids[row, :len(item.ids)] = torch.tensor(item.ids)
+        mask[row, :len(item.ids)] = 1
+    positions = torch.tensor([[item.e1, item.e2] for item in batch], dtype=torch.long)
+    return ids, mask, positions
+
+
+# ------------------------------------------------------------------------------------- the model
+
+def _head_module(pooling: str, hidden: int, num_labels: int, dropout: float):
+    """The classification head: pooled states -> dropout -> dense+tanh -> dropout -> labels."""
+    import torch
+    from torch import nn
+
+    parts = {"cls": 1, "entity-start": 2, "cls+entity": 3}[pooling]
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = nn.Dropout(dropout)
+            self.dense = nn.Linear(parts * hidden, hidden)
+            self.out = nn.Linear(hidden, num_labels)
+
+        def forward(self, states, positions):
+            rows = torch.arange(states.size(0), device=states.device)
+            pooled = []
+            if pooling != "entity-start":
+                pooled.append(states[:, 0])
+            if pooling != "cls":
+                pooled += [states[rows, positions[:, 0]], states[rows, positions[:, 1]]]
+            x = self.dropout(torch.cat(pooled, dim=-1))
+            return self.out(self.dropout(torch.tanh(self.dense(x))))
+
+    return Head()
+
+
+def _resolve_base(base_model: str) -> str:
+    from relcli.models import BUILTINS, minilm_dir
+
+    if base_model == "minilm":
+        return str(minilm_dir())
+    if base_model in BUILTINS:
+        raise UserError(f"builtin model '{base_model}' is not an encoder; use 'minilm' or an encoder hub id/folder")
+    return base_model
+
+
+def _load_pretrained(loader, name: str, what: str):
+    try:
+        return loader.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load {what} from {name!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _use_bf16(bf16: bool | str, device) -> bool:
+    import torch
+
+    if bf16 != "auto":
+        return bool(bf16)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # CPUs with AVX512-BF16 / AMX run bf16 matmuls several times faster than fp32.
+    return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+
+
+def _autocast(device, enabled: bool):
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _device(device: str | None):
+    import torch
+
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+# ------------------------------------------------------------------------------------- training
+
+def _check_training(records: list[Record], labels: list[str], pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+    if len(set(labels)) != len(labels) or not labels:
+        raise UserError("labels must be a non-empty list of distinct labels")
+    if not records:
+        raise UserError("no training records")
+    known = set(labels)
+    for record in records:
+        if record.get("relation") not in known:
+            raise UserError(f"record {record.get('id')!r}: relation {record.get('relation')!r} is not in the label inventory")
+
+
+def _data_hash(records: list[Record]) -> str:
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(dumps(record))
+    return digest.hexdigest()[:16]
+
+
+def _length_batches(items: list, batch_size: int, rng: random.Random) -> list[list]:
+    """Shuffled batches of similar length: sort inside random pools of 50 batches, shuffle the batches."""
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: len(items[i].ids))
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _no_decay(name: str) -> bool:
+    return name.endswith("bias") or "layernorm" in name.lower()
+
+
+def train_classifier(
+    records: list[Record],
+    base_model: str,
+    out_dir: str | os.PathLike,
+    *,
+    labels: list[str],
+    pooling: str = "entity-start",
+    typed_markers: bool = False,
+    epochs: int = 5,
+    lr: float = 5e-5,
+    head_lr: float | None = None,
+    batch_size: int = 32,
+    max_length: int = 128,
+    warmup_ratio: float = 0.1,
+    weight_decay: float = 0.01,
+    dropout: float = 0.1,
+    lora: bool = False,
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    seed: int = 13,
+    bf16: bool | str = "auto",
+    eval_records: list[Record] | None = None,
+    on_log: Callable[[int, int, float], None] | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Fine-tune an encoder + head on labelled RC records and save it to ``out_dir``.
+
+    ``head_lr`` (default ``lr``) is the head's learning rate; the schedule is linear warmup over
+    ``warmup_ratio`` of the steps, then linear decay. ``on_log(step, total_steps, loss)`` is called
+    after every optimizer step. Returns metrics: steps, the last epoch's mean loss, seconds, and
+    with ``eval_records`` the accuracy on them after each epoch.
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    _check_training(records, labels, pooling)
+    started = time.time()
+    random.seed(seed)
+    torch.manual_seed(seed)
+    dev = _device(device)
+    use_bf16 = _use_bf16(bf16, dev)
+    base = _resolve_base(base_model)
+
+    tokenizer = _load_pretrained(AutoTokenizer, base, "tokenizer")
+    encoder = _load_pretrained(AutoModel, base, "encoder")
+    entity_types = sorted({r[role].get("type") for r in records for role in ("head", "tail")} - {None}) if typed_markers else []
+    new_tokens = marker_tokens(entity_types)
+    tokenizer.add_special_tokens({"additional_special_tokens": new_tokens})
+    encoder.resize_token_embeddings(len(tokenizer))
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        encoder = get_peft_model(encoder, LoraConfig(
+            r=lora_r, lora_alpha=lora_alpha, lora_dropout=dropout, target_modules="all-linear",
+            trainable_token_indices=tokenizer.convert_tokens_to_ids(new_tokens)))
+    head = _head_module(pooling, encoder.config.hidden_size, len(labels), dropout)
+    encoder.to(dev)
+    head.to(dev)
+
+    types = frozenset(entity_types) if typed_markers else None
+    label_ids = {label: i for i, label in enumerate(labels)}
+    train = encode_records(tokenizer, records, max_length, types)
+    targets = [label_ids[r["relation"]] for r in records]
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total = steps_per_epoch * epochs
+    warmup = int(total * warmup_ratio)
+
+    params = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([
+        {"params": [p for n, p in params if not _no_decay(n)], "weight_decay": weight_decay, "lr": lr},
+        {"params": [p for n, p in params if _no_decay(n)], "weight_decay": 0.0, "lr": lr},
+        {"params": list(head.parameters()), "weight_decay": weight_decay, "lr": head_lr or lr},
+    ])
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: step / max(1, warmup) if step < warmup else max(0.0, (total - step) / max(1, total - warmup)))
+
+    rng = random.Random(seed)
+    step, history, epoch_loss = 0, [], 0.0
+    for epoch in range(epochs):
+        encoder.train()
+        head.train()
+        losses = []
+        for batch in _length_batches(train, batch_size, rng):
+            ids, mask, positions = (t.to(dev) for t in _pad([train[i] for i in batch], tokenizer.pad_token_id))
+            gold = torch.tensor([targets[i] for i in batch], device=dev)
+            with _autocast(dev, use_bf16):
+                states = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                logits = head(states, positions)
+            loss = torch.nn.functional.cross_entropy(logits.float(), gold)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(loss.item())
+            if on_log:
+                on_log(step, total, losses[-1])
+        epoch_loss = sum(losses) / len(losses)
+        if eval_records:
+            classifier = Classifier(encoder, head, tokenizer, labels, pooling, types, max_length, dev, use_bf16)
+            predicted = [r["predicted"] for r in classifier.predict(eval_records)]
+            correct = sum(p == r.get("relation") for p, r in zip(predicted, eval_records))
+            history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "eval_accuracy": correct / len(eval_records)})
+
+    if lora:
+        encoder = encoder.merge_and_unload()
+    seconds = time.time() - started
+    metrics = {"steps": step, "epochs": epochs, "examples": len(records), "train_loss": epoch_loss,
+               "train_seconds": round(seconds, 1), "bf16": use_bf16}
+    if history:
+        metrics["eval"] = history
+    training = {"epochs": epochs, "lr": lr, "head_lr": head_lr or lr, "batch_size": batch_size,
+                "warmup_ratio": warmup_ratio, "weight_decay": weight_decay, "dropout": dropout, "lora": lora,
+                "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None, "seed": seed,
+                "bf16": use_bf16, "examples": len(records), "data_sha256": _data_hash(records),
+                "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "final_train_loss": epoch_loss}
+    _save(Path(out_dir), encoder, head, tokenizer, {
+        "kind": "classifier", "relcli_version": _version(), "base_model": base_model, "labels": list(labels),
+        "pooling": pooling, "typed_markers": typed_markers, "entity_types": entity_types,
+        "max_length": max_length, "training": training})
+    return metrics
+
+
+def _version() -> str:
+    try:
+        return metadata.version("relcli")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _save(out: Path, encoder, head, tokenizer, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, out / HEAD_FILE)
+    # relcli.json last and atomically: its presence marks a complete classifier directory.
+    tmp = out / f".{META_FILE}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / META_FILE)
+
+
+# ----------------------------------------------------------------------------------- prediction
+
+def read_meta(model_dir: str | os.PathLike) -> dict:
+    """The ``relcli.json`` of a model directory (UserError if missing or unreadable)."""
+    path = Path(model_dir) / META_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{model_dir}: no {META_FILE}; not a relcli model directory") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+
+
+class Classifier:
+    """A trained encoder + head; ``predict`` labels RC records."""
+
+    def __init__(self, encoder, head, tokenizer, labels, pooling, entity_types, max_length, device, bf16):
+        self.encoder, self.head, self.tokenizer = encoder, head, tokenizer
+        self.labels, self.pooling, self.entity_types = list(labels), pooling, entity_types
+        self.max_length, self.device, self.bf16 = max_length, device, bf16
+
+    def predict(self, records: Iterable[Record], batch_size: int = 64, explain: bool = False) -> Iterator[Record]:
+        """Yield each record with ``predicted`` (and ``label_scores``, label -> probability, when
+        ``explain``) added, in input order. Input is read in chunks of 16 batches, so memory stays
+        flat; inside a chunk, batches are formed from similar lengths."""
+        import torch
+
+        self.encoder.eval()
+        self.head.eval()
+        iterator = iter(records)
+        while chunk := list(islice(iterator, batch_size * 16)):
+            encoded = encode_records(self.tokenizer, chunk, self.max_length, self.entity_types)
+            order = sorted(range(len(chunk)), key=lambda i: len(encoded[i].ids))
+            probs = [None] * len(chunk)
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                ids, mask, positions = (t.to(self.device) for t in _pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
+                with torch.no_grad(), _autocast(self.device, self.bf16):
+                    logits = self.head(self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, positions)
+                for row, p in zip(rows, torch.softmax(logits.float(), dim=-1).cpu()):
+                    probs[row] = p
+            for record, p in zip(chunk, probs):
+                out = {**record, "predicted": self.labels[int(p.argmax())]}
+                if explain:
+                    out["label_scores"] = {label: round(float(v), 6) for label, v in zip(self.labels, p)}
+                yield out
+
+
+def load_classifier(model_dir: str | os.PathLike, device: str | None = None, bf16: bool | str = "auto") -> Classifier:
+    """Load a directory written by ``train_classifier``."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    meta = read_meta(model_dir)
+    if meta.get("kind") != "classifier":
+        raise UserError(f"{model_dir}: relcli.json kind is {meta.get('kind')!r}, not 'classifier'")
+    dev = _device(device)
+    encoder = _load_pretrained(AutoModel, str(model_dir), "encoder")
+    tokenizer = _load_pretrained(AutoTokenizer, str(model_dir), "tokenizer")
+    head = _head_module(meta["pooling"], encoder.config.hidden_size, len(meta["labels"]), 0.0)
+    head.load_state_dict(load_file(Path(model_dir) / HEAD_FILE))
+    encoder.to(dev)
+    head.to(dev)
+    types = frozenset(meta.get("entity_types", [])) if meta.get("typed_markers") else None
+    return Classifier(encoder, head, tokenizer, meta["labels"], meta["pooling"], types, meta["max_length"], dev, _use_bf16(bf16, dev))

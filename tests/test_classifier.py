@@ -1,0 +1,166 @@
+"""Entity-marker classifiers on a tiny BERT built from a config (no packaged weights loaded)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from relcli.classifier import (  # noqa: E402
+    POOLINGS, encode_records, load_classifier, mark_text, marker_tokens, train_classifier,
+)
+from relcli.errors import UserError  # noqa: E402
+from relcli.records import make_span  # noqa: E402
+
+torch.set_num_threads(1)  # tiny models: threads only add synchronisation on a busy machine
+
+WORDS = "the a cat dog bird fish sat on near under mat rug tree box with saw".split()
+LABELS = ["Near(e1,e2)", "Under(e1,e2)", "Other"]
+
+
+def record(i: int, head: str, tail: str, relation: str | None, head_type=None, tail_type=None) -> dict:
+    prefix = f"the {head} sat "
+    text = f"{prefix}{'near' if relation == LABELS[0] else 'under' if relation == LABELS[1] else 'with'} the {tail}"
+    tail_start = len(text) - len(tail)
+    return {"id": f"r{i}", "text": text, "head": make_span(text, 4, 4 + len(head), head_type),
+            "tail": make_span(text, tail_start, len(text), tail_type), "relation": relation, "meta": i}
+
+
+RECORDS = [record(i, h, t, rel) for i, (h, t, rel) in enumerate([
+    ("cat", "mat", LABELS[0]), ("dog", "rug", LABELS[1]), ("bird", "tree", LABELS[2]), ("fish", "box", LABELS[0]),
+    ("cat", "rug", LABELS[1]), ("dog", "tree", LABELS[2]), ("bird", "box", LABELS[0]), ("fish", "mat", LABELS[1]),
+])]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny random BERT + WordPiece tokenizer saved as a local encoder folder."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])})
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+TINY = dict(epochs=40, lr=3e-3, batch_size=4, warmup_ratio=0.0, dropout=0.0, bf16=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(base, tmp_path_factory):
+    """One trained model per pooling: (output dir, metrics)."""
+    out = {}
+    for pooling in POOLINGS:
+        folder = tmp_path_factory.mktemp(pooling.replace("+", "-"))
+        losses = []
+        metrics = train_classifier(RECORDS, base, folder, labels=LABELS, pooling=pooling,
+                                   on_log=lambda step, total, loss: losses.append(loss), **TINY)
+        out[pooling] = folder, metrics, losses
+    return out
+
+
+def test_mark_text_wraps_head_and_tail():
+    r = RECORDS[0]
+    assert mark_text(r) == "the <e1>cat</e1> sat near the <e2>mat</e2>"
+
+
+def test_mark_text_nested_and_adjacent_spans():
+    text = "New York City"
+    r = {"id": 1, "text": text, "head": make_span(text, 0, 13), "tail": make_span(text, 0, 8)}
+    assert mark_text(r) == "<e1><e2>New York</e2> City</e1>"
+    r = {"id": 1, "text": "ab", "head": make_span("ab", 0, 1), "tail": make_span("ab", 1, 2)}
+    assert mark_text(r) == "<e1>a</e1><e2>b</e2>"
+
+
+def test_typed_markers_fall_back_for_unknown_types():
+    r = record(0, "cat", "mat", LABELS[0], head_type="ANIMAL", tail_type="THING")
+    assert mark_text(r, frozenset({"ANIMAL"})) == "the <e1:ANIMAL>cat</e1:ANIMAL> sat near the <e2>mat</e2>"
+    assert "<e2:ANIMAL>" in marker_tokens(["ANIMAL"])
+
+
+def test_encoding_points_at_start_markers_and_trims_around_entities(base):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.add_special_tokens({"additional_special_tokens": marker_tokens()})
+    e1, e2 = tokenizer.convert_tokens_to_ids(["<e1>", "<e2>"])
+    item = encode_records(tokenizer, RECORDS[:1], 128, None)[0]
+    assert item.ids[0] == tokenizer.cls_token_id and item.ids[-1] == tokenizer.sep_token_id
+    assert (item.ids[item.e1], item.ids[item.e2]) == (e1, e2)
+    text = "the " * 40 + "cat sat near the mat" + " the" * 40
+    long = {"id": 1, "text": text, "head": make_span(text, 160, 163), "tail": make_span(text, 177, 180)}
+    item = encode_records(tokenizer, [long], 16, None)[0]
+    assert len(item.ids) == 16
+    assert (item.ids[item.e1], item.ids[item.e2]) == (e1, e2)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_training_fits_a_handful_of_records(trained, pooling):
+    _, metrics, losses = trained[pooling]
+    assert metrics["steps"] == len(losses) == 40 * 2
+    assert sum(losses[-4:]) < sum(losses[:4]) / 2
+    assert metrics["train_loss"] < 0.3
+
+
+def test_saved_directory_is_safetensors_with_meta(trained):
+    folder, _, _ = trained["cls+entity"]
+    meta = json.loads((folder / "relcli.json").read_text())
+    assert meta["kind"] == "classifier" and meta["labels"] == LABELS and meta["pooling"] == "cls+entity"
+    assert meta["training"]["examples"] == len(RECORDS) and len(meta["training"]["data_sha256"]) == 16
+    assert {"model.safetensors", "head.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    assert not [p for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pkl")]
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_round_trip_predicts_in_order_from_the_inventory(trained, pooling):
+    classifier = load_classifier(trained[pooling][0], device="cpu", bf16=False)
+    many = [dict(RECORDS[i % len(RECORDS)], id=f"x{i}", relation=None) for i in range(40)]
+    out = list(classifier.predict(iter(many), batch_size=2))  # 2 chunks of 32
+    assert [r["id"] for r in out] == [r["id"] for r in many]
+    assert {r["predicted"] for r in out} <= set(LABELS)
+    assert [r["predicted"] for r in out[:8]] == [r["relation"] for r in RECORDS]
+    assert out[0]["meta"] == 0 and "predicted" not in many[0]
+
+
+def test_explain_gives_probabilities(trained):
+    classifier = load_classifier(trained["entity-start"][0], device="cpu", bf16=False)
+    out = next(classifier.predict(RECORDS[:1], explain=True))
+    assert list(out["label_scores"]) == LABELS
+    assert sum(out["label_scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert max(out["label_scores"], key=out["label_scores"].get) == out["predicted"]
+
+
+def test_typed_markers_and_lora(base, tmp_path):
+    records = [dict(r, head=dict(r["head"], type="ANIMAL"), tail=dict(r["tail"], type="THING")) for r in RECORDS]
+    metrics = train_classifier(records, base, tmp_path, labels=LABELS, typed_markers=True, lora=True, lora_r=4,
+                               eval_records=records, **dict(TINY, epochs=2))
+    assert [e["epoch"] for e in metrics["eval"]] == [1, 2]
+    meta = json.loads((tmp_path / "relcli.json").read_text())
+    assert meta["typed_markers"] and meta["entity_types"] == ["ANIMAL", "THING"] and meta["training"]["lora"]
+    classifier = load_classifier(tmp_path, device="cpu", bf16=False)
+    assert classifier.tokenizer.convert_tokens_to_ids("<e1:ANIMAL>") != classifier.tokenizer.unk_token_id
+    unseen = dict(records[0], head=dict(records[0]["head"], type="PLANT"))
+    assert {r["predicted"] for r in classifier.predict([records[0], unseen])} <= set(LABELS)
+
+
+def test_user_errors(base, tmp_path):
+    with pytest.raises(UserError, match="not in the label inventory"):
+        train_classifier([dict(RECORDS[0], relation="Nope")], base, tmp_path, labels=LABELS, **TINY)
+    with pytest.raises(UserError, match="pooling"):
+        train_classifier(RECORDS, base, tmp_path, labels=LABELS, pooling="mean", **TINY)
+    with pytest.raises(UserError, match="cannot load"):
+        train_classifier(RECORDS, str(tmp_path / "missing"), tmp_path, labels=LABELS, **TINY)
+    with pytest.raises(UserError, match="needs the head and tail"):
+        mark_text({"id": 1, "text": "x", "triplets": []})
+    with pytest.raises(UserError, match="not a relcli model directory"):
+        load_classifier(tmp_path)
+    (tmp_path / "relcli.json").write_text('{"kind": "generator"}')
+    with pytest.raises(UserError, match="not 'classifier'"):
+        load_classifier(tmp_path)
