@@ -212,6 +212,11 @@ def finetune(
     labels: Optional[str] = typer.Option(None, "--labels", help="Override the label inventory recorded in the prompts."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in DIR/checkpoints."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    method: str = typer.Option("lora", "--method", help="lora: a generator on prompt JSONL; classifier: an encoder + head on records."),
+    pooling: str = typer.Option("cls+entity", "--pooling", help="Classifier: cls, entity-start or cls+entity."),
+    typed_markers: bool = typer.Option(False, "--typed-markers", help="Classifier: entity types inside the markers (<e1:PERSON>)."),
+    head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Classifier: learning rate of the head (default: --lr)."),
+    classifier_lora: bool = typer.Option(False, "--classifier-lora", help="Classifier: LoRA adapters instead of full fine-tuning."),
     skip_invalid: bool = SkipOpt,
 ):
     """LoRA / QLoRA fine-tuning on prompt/completion JSONL (loss on the completion only).
@@ -220,6 +225,15 @@ def finetune(
 
         relcli prompts -t compact -l semeval -i train.jsonl | relcli finetune -m smollm2-135m -o adapter/ --epochs 1
     """
+    if method == "classifier":
+        return _finetune_classifier(
+            model, output, input, labels, eval_file, limit, skip_invalid,
+            dict(pooling=pooling, typed_markers=typed_markers, epochs=epochs, lr=lr, head_lr=head_lr,
+                 batch_size=batch_size, max_length=max_length, seed=seed, lora=classifier_lora,
+                 lora_r=lora_r, lora_alpha=lora_alpha),
+        )
+    if method != "lora":
+        raise UserError(f"unknown --method {method!r} (lora, classifier)")
     from relcli.finetune import TrainConfig, finetune as run_finetune, validate_prompt
     from relcli.labels import load_labels
     from relcli.records import read_jsonl
@@ -261,6 +275,31 @@ def finetune(
                                eval_prompts=eval_data, limit=limit, resume=resume, on_log=bar.update)
     stderr.print(f"adapter written to {output} ({summary['steps']} steps, {summary['seconds']} s, "
                  f"train loss {summary['train_loss']:.4f})", highlight=False)
+
+
+def _finetune_classifier(model, output, input, labels, eval_file, limit, skip_invalid, options):
+    """`finetune --method classifier`: train on records directly (no prompts)."""
+    from relcli.classifier import train_classifier
+    from relcli.labels import load_labels
+    from relcli.records import read_jsonl
+
+    skipped = SkipReport() if skip_invalid else None
+    with open_input(input) as stream:
+        records = [r for r in read_jsonl(stream, skipped=skipped) if r.get("relation") is not None][: limit or None]
+    report_skipped(skipped)
+    if not records:
+        raise UserError("no labelled records in the input")
+    eval_records = None
+    if eval_file:
+        with open_input(eval_file) as stream:
+            eval_records = list(read_jsonl(stream))
+    inventory = load_labels(labels) if labels else sorted({r["relation"] for r in records})
+    bar = _TrainingBar()
+    with bar:
+        summary = train_classifier(records, model, output, labels=inventory, eval_records=eval_records,
+                                   on_log=lambda step, total, loss: bar.update(step, total, {"loss": loss} if step % 25 == 0 else {}),
+                                   **{k: v for k, v in options.items() if v is not None})
+    stderr.print(f"classifier written to {output} ({summary.get('steps')} steps, {summary.get('seconds')} s)", highlight=False)
 
 
 class _TrainingBar:
@@ -376,12 +415,17 @@ def _predictor(model, template, labels, decode, index, k, batch_size, max_new_to
         return lambda records: _batched(records, batch_size * 8, vote), None
     if model is None:
         raise UserError("--model is required (except with --decode knn)")
+    meta = read_meta(resolve_path(model)) or {}
+    if meta.get("kind") == "classifier":
+        from relcli.classifier import load_classifier
+
+        classifier = load_classifier(resolve_path(model), bf16="auto" if dtype == "auto" else dtype == "bfloat16")
+        return (lambda records: classifier.predict(records, batch_size=batch_size, explain=explain)), None
     from relcli.extract import Generator, has_chat_template
     from relcli.labels import load_labels
     from relcli.models import load_model
     from relcli.prompts import load_template
 
-    meta = read_meta(resolve_path(model)) or {}
     loaded = load_model(model, dtype=dtype, quantize=quantize, trust_remote_code=trust_remote_code)
     text = load_template(template or meta.get("template") or "simple")
     if labels:
