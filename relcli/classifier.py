@@ -399,7 +399,7 @@ class Classifier:
         self.max_length, self.device, self.bf16 = max_length, device, bf16
 
     def predict(self, records: Iterable[Record], batch_size: int = 64, explain: bool = False) -> Iterator[Record]:
-        """Yield each record with ``predicted`` (and ``label_scores``, label -> probability, when
+        """Yield each record with ``predicted`` (and ``explain.label_scores``, label -> probability, when
         ``explain``) added, in input order. Input is read in chunks of 16 batches, so memory stays
         flat; inside a chunk, batches are formed from similar lengths."""
         import torch
@@ -421,7 +421,7 @@ class Classifier:
             for record, p in zip(chunk, probs):
                 out = {**record, "predicted": self.labels[int(p.argmax())]}
                 if explain:
-                    out["label_scores"] = {label: round(float(v), 6) for label, v in zip(self.labels, p)}
+                    out["explain"] = {"label_scores": {label: round(float(v), 6) for label, v in zip(self.labels, p)}}
                 yield out
 
 

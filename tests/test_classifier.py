@@ -132,9 +132,9 @@ def test_round_trip_predicts_in_order_from_the_inventory(trained, pooling):
 def test_explain_gives_probabilities(trained):
     classifier = load_classifier(trained["entity-start"][0], device="cpu", bf16=False)
     out = next(classifier.predict(RECORDS[:1], explain=True))
-    assert list(out["label_scores"]) == LABELS
-    assert sum(out["label_scores"].values()) == pytest.approx(1.0, abs=1e-4)
-    assert max(out["label_scores"], key=out["label_scores"].get) == out["predicted"]
+    assert list(out["explain"]["label_scores"]) == LABELS
+    assert sum(out["explain"]["label_scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert max(out["explain"]["label_scores"], key=out["explain"]["label_scores"].get) == out["predicted"]
 
 
 def test_typed_markers_and_lora(base, tmp_path):
