@@ -209,7 +209,7 @@ def finetune(
     limit: Optional[int] = typer.Option(None, "--limit", help="Train on the first N prompts only."),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="Prompt JSONL for eval loss."),
     template: Optional[str] = typer.Option(None, "--template", help="Override the template recorded in the prompts."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Override the label inventory recorded in the prompts."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Override the label inventory recorded in the prompts."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in DIR/checkpoints."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
     method: str = typer.Option("lora", "--method", help="lora: a generator on prompt JSONL; classifier: an encoder + head on records."),
@@ -516,7 +516,7 @@ def score(
     negative: Optional[str] = typer.Option(
         None, "--negative", help="The negative label (default: the inventory's `no_relation`/`Other`, else `no_relation`)."),
     labels: Optional[str] = typer.Option(
-        None, "--labels", help="Label inventory deciding which predictions are valid: semeval, tacred, tacrev, "
+        None, "--labels", "-l", help="Label inventory deciding which predictions are valid: semeval, tacred, tacrev, "
         "retacred or a file with one label per line (default: SemEval's for semeval, else the gold labels)."),
     format: str = typer.Option("table", "--format", help="table: human tables on stderr; json: one JSON object on stdout."),
     confusion: Optional[Path] = typer.Option(
