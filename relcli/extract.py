@@ -139,7 +139,9 @@ class Generator:
         import torch
 
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        # As finetune encodes: an encoder input keeps its special tokens (T5's end token), a decoder
+        # prompt has none, since the label continues it.
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=self.loaded.is_seq2seq).to(model.device)
         start = 1 if self.loaded.is_seq2seq else batch["input_ids"].shape[1]
         constrained = self.decode == "constrained"
         with torch.inference_mode():
@@ -188,7 +190,7 @@ class Generator:
         label_ids = list(self.trie.labels.items())
         scores: list[dict[str, float]] = []
         for text in texts:
-            prompt = tokenizer(text, add_special_tokens=False).input_ids
+            prompt = tokenizer(text, add_special_tokens=self.loaded.is_seq2seq).input_ids
             if self.loaded.is_seq2seq:
                 enc = torch.tensor([prompt] * len(label_ids))
                 dec = torch.nn.utils.rnn.pad_sequence(
