@@ -188,6 +188,9 @@ def finetune(
         target_modules=config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(","),
         task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
     )
+    from transformers import set_seed
+
+    set_seed(config.seed)  # LoRA weights are drawn here, before the Trainer seeds the RNGs itself
     model = get_peft_model(model, lora)
     if config.quantize == "4bit":
         from relcli.models import disable_cpu_bf16_repack
