@@ -47,6 +47,9 @@ RECORDS = [
     rc("s7", "The burst has been caused by water hammer pressure.", "burst", "pressure", "Cause-Effect(e2,e1)"),
     rc("s8", "Their composer has sunk into oblivion.", "composer", "oblivion", "Entity-Destination(e1,e2)"),
 ]
+# Few steps at a high rate on repeated data: enough for a random tiny model to learn its labels.
+FAST = dict(max_steps=12, batch_size=4, lr=1e-2, lora_r=8, lora_alpha=16, dtype="float32", warmup_ratio=0.0,
+            scheduler="constant", save_steps=100)
 
 
 def write_jsonl(path: Path, rows) -> Path:
@@ -114,3 +117,16 @@ def tiny_t5(tmp_path_factory) -> str:
     T5ForConditionalGeneration(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_llama, tmp_path_factory) -> str:
+    """A LoRA adapter folder trained (24 steps, ~1 s) on compact prompts of RECORDS with SemEval
+    labels; it has learnt those records' labels."""
+    from relcli.finetune import TrainConfig, finetune
+    from relcli.prompts import COMPACT, prompt_records
+
+    prompts = list(prompt_records(RECORDS, COMPACT, SEMEVAL, "compact", "semeval")) * 2
+    out = tmp_path_factory.mktemp("tiny-adapter")
+    finetune(prompts, tiny_llama, out, TrainConfig(**{**FAST, "max_steps": 24}), template="compact", labels=SEMEVAL)
+    return str(out)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import RECORDS
+from conftest import FAST, RECORDS
 
 from relcli import __version__
 from relcli.errors import UserError
@@ -16,9 +16,6 @@ from relcli.labels import SEMEVAL
 from relcli.prompts import COMPACT, prompt_records
 
 PROMPTS = list(prompt_records(RECORDS, COMPACT, SEMEVAL, "compact", "semeval"))
-# Few steps at a high rate on repeated data: enough for a random tiny model to learn its labels.
-FAST = dict(max_steps=12, batch_size=4, lr=1e-2, lora_r=8, lora_alpha=16, dtype="float32", warmup_ratio=0.0,
-            scheduler="constant", save_steps=100)
 
 
 def completion_loss(model_dir: str, prompts=PROMPTS) -> float:
@@ -33,7 +30,7 @@ def completion_loss(model_dir: str, prompts=PROMPTS) -> float:
     losses = []
     with torch.no_grad():
         if loaded.is_seq2seq:
-            for row in encode_seq2seq(tokenizer, prompts, 512):
+            for row in encode_seq2seq(tokenizer, prompts, chat=False, max_length=512):
                 out = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]]))
                 losses.append(out.loss.item())
         else:
@@ -130,6 +127,19 @@ def test_lora_training_lowers_the_loss_and_writes_a_loadable_adapter(tiny_llama,
     merged = __import__("relcli.models", fromlist=["load_model"]).load_model(str(tmp_path / "adapter"), dtype="float32")
     with torch.no_grad():
         assert torch.allclose(peft(input_ids=ids).logits, merged.model(input_ids=ids).logits, atol=1e-4)
+
+
+def test_same_seed_same_adapter_whatever_ran_before(tiny_llama, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    weights = []
+    for i in range(2):
+        torch.manual_seed(i)  # whatever used the global RNG before
+        train(tiny_llama, tmp_path / str(i), max_steps=1)
+        weights.append(load_file(tmp_path / str(i) / "adapter_model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_seq2seq_lora_training_lowers_the_loss(tiny_t5, tmp_path):
