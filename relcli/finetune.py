@@ -251,6 +251,9 @@ def finetune(
             processing_class=tokenizer,
             callbacks=callbacks,
         )
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it print()s every log to stdout, which carries data only
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.time() - started
