@@ -166,10 +166,9 @@ def test_accelerate_two_processes_write_one_adapter(tiny_llama, prompts_file, tm
                "-i", str(prompts_file), *TRAIN]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors", "checkpoints", "relcli.json",
-        "tokenizer.json", "tokenizer_config.json",
-    ]
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "relcli.json", "tokenizer.json"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
     meta = json.loads((out / "relcli.json").read_text())
     assert meta["training"]["steps"] == 2
     assert result.stderr.count("adapter written to") == 1, result.stderr[-3000:]
