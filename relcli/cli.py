@@ -427,7 +427,6 @@ def _predictor(model, template, labels, decode, index, k, batch_size, max_new_to
     from relcli.models import load_model
     from relcli.prompts import load_template
 
-    loaded = load_model(model, dtype=dtype, quantize=quantize, trust_remote_code=trust_remote_code)
     text = load_template(template or meta.get("template") or "simple")
     if labels:
         inventory = load_labels(labels)
@@ -435,6 +434,7 @@ def _predictor(model, template, labels, decode, index, k, batch_size, max_new_to
         inventory = meta["labels"]
     else:
         raise UserError("a base model needs --labels (semeval, tacred, retacred or a FILE)")
+    loaded = load_model(model, dtype=dtype, quantize=quantize, trust_remote_code=trust_remote_code)
     if chat is None:
         chat = meta["chat"] if "chat" in meta else has_chat_template(loaded.tokenizer) and not loaded.is_seq2seq
     generator = Generator(loaded, text, inventory, chat=chat, decode=decode, batch_size=batch_size,

@@ -75,22 +75,27 @@ def trie_processor(trie: LabelTrie, start: int):
     return TrieLogits()
 
 
-_LABEL_CHARS = re.compile(r"[^a-z0-9]+")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> str:
+    """Lower-case alphanumeric words, space-joined and space-padded, so that a label is found in a
+    text only as whole words: `Cause-Effect(e2, e1)` -> ` cause effect e2 e1 `."""
+    return " " + " ".join(_WORD.findall(text.lower())) + " "
 
 
 def map_to_label(text: str, labels: Sequence[str]) -> str | None:
     """Map free generated text to a label: exact, then case/punctuation-insensitive, then the
-    longest label mentioned in the text; None when nothing matches."""
+    longest label mentioned in the text as whole words; None when nothing matches."""
     text = text.strip()
     if text in labels:
         return text
-    squash = lambda s: _LABEL_CHARS.sub("", s.lower())  # noqa: E731
-    squashed = {squash(label): label for label in labels}
-    first_line = squash(text.splitlines()[0]) if text else ""
-    if first_line in squashed:
-        return squashed[first_line]
-    whole = squash(text)
-    mentioned = [label for key, label in squashed.items() if key and key in whole]
+    keys = {_words(label): label for label in labels}
+    first_line = _words(text.splitlines()[0]) if text else ""
+    if first_line in keys:
+        return keys[first_line]
+    whole = _words(text)
+    mentioned = [label for key, label in keys.items() if key.strip() and key in whole]
     return max(mentioned, key=len) if mentioned else None
 
 
@@ -134,7 +139,9 @@ class Generator:
         import torch
 
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        # As finetune encodes: an encoder input keeps its special tokens (T5's end token), a decoder
+        # prompt has none, since the label continues it.
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=self.loaded.is_seq2seq).to(model.device)
         start = 1 if self.loaded.is_seq2seq else batch["input_ids"].shape[1]
         constrained = self.decode == "constrained"
         with torch.inference_mode():
@@ -183,7 +190,7 @@ class Generator:
         label_ids = list(self.trie.labels.items())
         scores: list[dict[str, float]] = []
         for text in texts:
-            prompt = tokenizer(text, add_special_tokens=False).input_ids
+            prompt = tokenizer(text, add_special_tokens=self.loaded.is_seq2seq).input_ids
             if self.loaded.is_seq2seq:
                 enc = torch.tensor([prompt] * len(label_ids))
                 dec = torch.nn.utils.rnn.pad_sequence(

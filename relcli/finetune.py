@@ -93,11 +93,13 @@ def encode_causal(tokenizer, prompts: Sequence[Record], chat: bool, max_length: 
     return rows
 
 
-def encode_seq2seq(tokenizer, prompts: Sequence[Record], max_length: int) -> list[dict]:
+def encode_seq2seq(tokenizer, prompts: Sequence[Record], chat: bool, max_length: int) -> list[dict]:
+    """Encoder input = framed prompt (with the tokenizer's special tokens, e.g. T5's end token, as
+    `extract` encodes it); labels = completion with its end token."""
     rows = []
     for p in prompts:
         rows.append({
-            "input_ids": tokenizer(p["prompt"], truncation=True, max_length=max_length).input_ids,
+            "input_ids": tokenizer(model_input(p["prompt"], tokenizer, chat), truncation=True, max_length=max_length).input_ids,
             "labels": tokenizer(p["completion"], truncation=True, max_length=max_length).input_ids,
         })
     return rows
@@ -188,6 +190,9 @@ def finetune(
             target_modules=config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(","),
             task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
         )
+        from transformers import set_seed
+
+        set_seed(config.seed)  # LoRA weights are drawn here, before the Trainer seeds the RNGs itself
         model = get_peft_model(model, lora)
     if config.quantize == "4bit":
         from relcli.models import disable_cpu_bf16_repack
@@ -231,8 +236,8 @@ def finetune(
         trainer = Seq2SeqTrainer(
             model=model,
             args=Seq2SeqTrainingArguments(**common),
-            train_dataset=Dataset.from_list(encode_seq2seq(tokenizer, prompts, config.max_length)),
-            eval_dataset=Dataset.from_list(encode_seq2seq(tokenizer, eval_prompts, config.max_length)) if eval_prompts else None,
+            train_dataset=Dataset.from_list(encode_seq2seq(tokenizer, prompts, config.chat, config.max_length)),
+            eval_dataset=Dataset.from_list(encode_seq2seq(tokenizer, eval_prompts, config.chat, config.max_length)) if eval_prompts else None,
             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
             processing_class=tokenizer,
             callbacks=callbacks,
@@ -248,6 +253,9 @@ def finetune(
             processing_class=tokenizer,
             callbacks=callbacks,
         )
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it print()s every log to stdout, which carries data only
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.time() - started

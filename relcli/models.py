@@ -192,14 +192,14 @@ def load_model(
     qconfig = quantization_config(quantize, torch_dtype(dtype))
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-    try:
+    try:  # a folder without weights or tokenizer is as much a user error as a bad config
         config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
+        is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+        auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+        model = auto.from_pretrained(base_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path if (Path(path) / "tokenizer_config.json").exists() else base_path)
     except OSError as exc:
         raise UserError(f"cannot load model {base_name!r}: {str(exc).splitlines()[0]}") from None
-    is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
-    auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
-    model = auto.from_pretrained(base_path, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path if (Path(path) / "tokenizer_config.json").exists() else base_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
