@@ -270,6 +270,7 @@ def finetune(
         summary["eval_loss"] = trainer.evaluate()["eval_loss"]
     if trainer.is_world_process_zero():
         trainer.save_model(str(out_dir))
+        (out_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle nobody needs; relcli.json has the arguments
         tokenizer.save_pretrained(str(out_dir))
         meta = {
             "kind": "generator",

@@ -210,7 +210,7 @@ def load_model(
         model = PeftModel.from_pretrained(model, path, is_trainable=trainable)
         if not trainable and qconfig is None:
             model = model.merge_and_unload()
-    if qconfig is not None and quantize == "4bit":
+    if qconfig is not None and quantize == "4bit" and trainable:
         disable_cpu_bf16_repack(model)
     if not trainable:
         model.eval()
