@@ -125,8 +125,8 @@ def convert(
 
 TripletFormatOpt = typer.Option(None, "--format", help="--task triplets: rebel (<triplet> h <subj> t <obj> r) or json. Default: json, or as the adapter was trained.")
 ShotsOpt = typer.Option(0, "--shots", min=0, help="--task triplets: demonstrations per prompt, retrieved with --index or the first N of --shots-from.")
-TRIPLET_TEMPLATES = "with --task triplets, --template is simple (instruction and relation list) or compact (the text only)"
 ShotsFromOpt = typer.Option(None, "--shots-from", help="--task triplets: JSONL of training records whose first N are the demonstrations.")
+TRIPLET_TEMPLATES = "with --task triplets, --template is simple (instruction and relation list) or compact (the text only)"
 
 
 def _triplet_shots(shots: int, shots_from: Optional[Path], index: Optional[Path]):
@@ -175,23 +175,24 @@ def _triplet_predictor(model, template, labels, style, shots, shots_from, index,
     """The record-stream function of --task triplets, and its extractor (which counts malformed output)."""
     from relcli.extract import has_chat_template
     from relcli.labels import load_labels
-    from relcli.models import load_model
+    from relcli.models import load_model, read_meta, resolve_path
     from relcli.triplets import TripletExtractor, parse_template
 
     if model is None:
         raise UserError("--model is required")
-    shots_for = _triplet_shots(shots, shots_from, index)
-    loaded = load_model(model, dtype=dtype, quantize=quantize, trust_remote_code=trust_remote_code)
-    trained_style, compact = parse_template(loaded.meta.get("template")) or (None, False)
-    if template is not None and template not in ("simple", "compact"):
+    if template not in (None, "simple", "compact"):
         raise UserError(TRIPLET_TEMPLATES)
-    if template is not None:
-        compact = template == "compact"
-    relations = load_labels(labels) if labels else loaded.meta.get("labels")
+    shots_for = _triplet_shots(shots, shots_from, index)
+    meta = read_meta(resolve_path(model)) or {}
+    relations = load_labels(labels) if labels else meta.get("labels")
     if not relations:
         raise UserError("a base model needs the relation inventory: --labels FILE (one relation per line)")
+    trained_style, compact = parse_template(meta.get("template")) or (None, False)
+    if template is not None:
+        compact = template == "compact"
+    loaded = load_model(model, dtype=dtype, quantize=quantize, trust_remote_code=trust_remote_code)
     if chat is None:
-        chat = loaded.meta["chat"] if "chat" in loaded.meta else has_chat_template(loaded.tokenizer) and not loaded.is_seq2seq
+        chat = meta["chat"] if "chat" in meta else has_chat_template(loaded.tokenizer) and not loaded.is_seq2seq
     extractor = TripletExtractor(loaded, _triplet_style(style or trained_style or "json"), relations,
                                  compact=compact, chat=chat, batch_size=batch_size,
                                  max_new_tokens=max_new_tokens or 256, explain=explain)
@@ -246,7 +247,7 @@ def prompts(
     index: Optional[Path] = typer.Option(None, "--index", help="Index DIR for retrieved examples (templates with {examples})."),
     k: int = typer.Option(3, "--k", help="Retrieved examples per prompt."),
     task: str = typer.Option("rc", "--task", help="rc (records with a head/tail pair) or triplets (end-to-end records)."),
-    style: str = TripletFormatOpt,
+    style: Optional[str] = TripletFormatOpt,
     shots: int = ShotsOpt,
     shots_from: Optional[Path] = ShotsFromOpt,
     skip_invalid: bool = SkipOpt,

@@ -114,8 +114,8 @@ def encode_seq2seq(tokenizer, prompts: Sequence[Record], max_length: int) -> lis
 def add_marker_tokens(model, tokenizer, tokens: Sequence[str]) -> dict[str, list[int]]:
     """Make ``tokens`` single special tokens of ``tokenizer`` (growing the model's embeddings when
     they need more rows) and return peft ``trainable_token_indices``: their rows of the input
-    embeddings and, where the output layer is not tied to them, of the output layer too. New rows
-    start as the mean embedding, the same for every marker, so LoRA alone could not tell them apart.
+    embeddings and, where the output layer is not tied to them, of the output layer too. LoRA
+    leaves embeddings alone, so without this the markers would keep their random initial rows.
     """
     tokenizer.add_tokens(list(tokens), special_tokens=True)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:

@@ -166,25 +166,25 @@ def test_finetune_then_extract(models, files, tmp_path, model, style):
     assert run("score", "-i", out, "--scheme", "triplets").exit_code == 0
 
 
-def test_rebel_markers_are_trained_and_reload(models, files, tmp_path):
+@pytest.mark.parametrize("model, tied", [("llama", False), ("t5", True)])
+def test_rebel_markers_are_trained_and_reload(models, files, tmp_path, model, tied):
     """The REBEL markers become tokens of the saved tokenizer, their embedding rows are trained and
-    saved with the adapter (input and untied output layer), and the reloaded model uses them."""
+    saved with the adapter (also the output layer's when untied), and the reloaded model uses them."""
     import torch
     from safetensors.torch import load_file
 
     from relcli.models import load_model
 
-    adapter = finetune(models, files / "train.jsonl", tmp_path, "llama", "rebel")
+    adapter = finetune(models, files / "train.jsonl", tmp_path, model, "rebel")
     loaded = load_model(str(adapter), dtype="float32")
     ids = loaded.tokenizer.convert_tokens_to_ids(REBEL_TOKENS)
     assert ids == [259, 260, 261] and len(loaded.tokenizer) == 262
     saved = load_file(adapter / "adapter_model.safetensors")
-    deltas = {k: v for k, v in saved.items() if "trainable_tokens" in k}
-    assert len(deltas) == 2, list(saved)
-    by_layer = {("lm_head" if "lm_head" in k else "embed"): v for k, v in deltas.items()}
-    model = loaded.model
-    torch.testing.assert_close(model.get_input_embeddings().weight[ids], by_layer["embed"])
-    torch.testing.assert_close(model.get_output_embeddings().weight[ids], by_layer["lm_head"])
+    assert not any("embed_tokens.weight" in k or k.endswith("shared.weight") for k in saved), "whole embeddings saved"
+    rows = {("output" if "lm_head" in k else "input"): v for k, v in saved.items() if "trainable_tokens" in k}
+    assert sorted(rows) == (["input"] if tied else ["input", "output"])
+    torch.testing.assert_close(loaded.model.get_input_embeddings().weight[ids], rows["input"])
+    torch.testing.assert_close(loaded.model.get_output_embeddings().weight[ids], rows["output" if not tied else "input"])
 
 
 @pytest.mark.parametrize("scheduler", ["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"])
