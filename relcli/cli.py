@@ -123,6 +123,110 @@ def convert(
     stderr.print(f"wrote {count} records", highlight=False)
 
 
+# --- triplets (end-to-end) prompts and extraction --------------------------------------------
+
+TripletFormatOpt = typer.Option(None, "--format", help="--task triplets: rebel (<triplet> h <subj> t <obj> r) or json. Default: json, or as the adapter was trained.")
+ShotsOpt = typer.Option(0, "--shots", min=0, help="--task triplets: demonstrations per prompt, retrieved with --index or the first N of --shots-from.")
+ShotsFromOpt = typer.Option(None, "--shots-from", help="--task triplets: JSONL of training records whose first N are the demonstrations.")
+TRIPLET_TEMPLATES = "with --task triplets, --template is simple (instruction and relation list) or compact (the text only)"
+
+
+def _triplet_shots(shots: int, shots_from: Optional[Path], index: Optional[Path]):
+    """The demonstrations function --shots asks for (None for zero-shot)."""
+    if not shots:
+        if index or shots_from:
+            raise UserError("--index/--shots-from give demonstrations: say how many with --shots N")
+        return None
+    if index:
+        return _examples_for(index, shots)
+    if not shots_from:
+        raise UserError("--shots N needs --index DIR (retrieved) or --shots-from FILE (the first N training records)")
+    import itertools
+
+    from relcli.records import read_jsonl
+    from relcli.triplets import first_shots
+
+    with open_input(shots_from) as stream:
+        # One spare, in case a record is its own demonstration.
+        return first_shots(list(itertools.islice(read_jsonl(stream), shots + 1)), shots)
+
+
+def _triplet_style(style: Optional[str]) -> str:
+    from relcli.triplets import STYLES
+
+    if style not in STYLES:
+        raise UserError(f"--format must be one of {', '.join(STYLES)}, not {style!r}")
+    return style
+
+
+def _extract_task(task: Optional[str], model: Optional[str]) -> str:
+    """rc or triplets: as asked, else as the adapter's relcli.json says it was trained."""
+    from relcli.models import read_meta, resolve_path
+    from relcli.triplets import parse_template
+
+    if task is None:
+        meta = (read_meta(resolve_path(model)) or {}) if model else {}
+        return "triplets" if parse_template(meta.get("template")) else "rc"
+    if task not in ("rc", "triplets"):
+        raise UserError(f"--task must be rc or triplets, not {task!r}")
+    return task
+
+
+def _triplet_predictor(model, template, labels, style, shots, shots_from, index, batch_size, max_new_tokens, chat,
+                       dtype, quantize, explain, trust_remote_code):
+    """The record-stream function of --task triplets, and its extractor (which counts malformed output)."""
+    from relcli.extract import has_chat_template
+    from relcli.labels import load_labels
+    from relcli.models import load_model, read_meta, resolve_path
+    from relcli.triplets import TripletExtractor, parse_template
+
+    if model is None:
+        raise UserError("--model is required")
+    if template not in (None, "simple", "compact"):
+        raise UserError(TRIPLET_TEMPLATES)
+    shots_for = _triplet_shots(shots, shots_from, index)
+    meta = read_meta(resolve_path(model)) or {}
+    relations = load_labels(labels) if labels else meta.get("labels")
+    if not relations:
+        raise UserError("a base model needs the relation inventory: --labels FILE (one relation per line)")
+    trained_style, compact = parse_template(meta.get("template")) or (None, False)
+    if template is not None:
+        compact = template == "compact"
+    loaded = load_model(model, dtype=dtype, quantize=quantize, trust_remote_code=trust_remote_code)
+    if chat is None:
+        chat = meta["chat"] if "chat" in meta else has_chat_template(loaded.tokenizer) and not loaded.is_seq2seq
+    extractor = TripletExtractor(loaded, _triplet_style(style or trained_style or "json"), relations,
+                                 compact=compact, chat=chat, batch_size=batch_size,
+                                 max_new_tokens=max_new_tokens or 256, explain=explain)
+    return (lambda records: extractor.predict(records, shots_for)), extractor
+
+
+def _triplet_prompts(input, output, template, labels, labels_from_data, style, shots, shots_from, index, skip_invalid):
+    from relcli.labels import load_labels
+    from relcli.records import read_jsonl, write_jsonl
+    from relcli.triplets import relations_of, triplet_prompt_records
+
+    if template not in ("simple", "compact"):
+        raise UserError(TRIPLET_TEMPLATES)
+    style = _triplet_style(style or "json")
+    shots_for = _triplet_shots(shots, shots_from, index)
+    skipped = SkipReport() if skip_invalid else None
+    with open_input(input) as stream:
+        records = read_jsonl(stream, skipped=skipped)
+        if labels:
+            relations = load_labels(labels)
+        elif labels_from_data:
+            records = list(records)
+            relations = relations_of(records)
+        else:
+            raise UserError("a relation inventory is needed: --labels FILE (or --labels-from-data on training data)")
+        prompts = triplet_prompt_records(records, style, relations, compact=template == "compact", shots_for=shots_for)
+        with open_output(output) as out:
+            n = write_jsonl(prompts, out)
+    stderr.print(f"wrote {n} prompts", highlight=False)
+    report_skipped(skipped)
+
+
 def _labels_option(labels: Optional[str], records_labels: Optional[list[str]] = None) -> tuple[list[str], str | list[str]]:
     """The label inventory and how to record it: a builtin name stays a name, a file becomes a list."""
     from relcli.labels import BUILTIN, load_labels
@@ -144,17 +248,29 @@ def prompts(
     labels_from_data: bool = typer.Option(False, "--labels-from-data", help="Use the sorted gold labels of the input (never do this on test data)."),
     index: Optional[Path] = typer.Option(None, "--index", help="Index DIR for retrieved examples (templates with {examples})."),
     k: int = typer.Option(3, "--k", help="Retrieved examples per prompt."),
+    task: str = typer.Option("rc", "--task", help="rc (records with a head/tail pair) or triplets (end-to-end records)."),
+    style: Optional[str] = TripletFormatOpt,
+    shots: int = ShotsOpt,
+    shots_from: Optional[Path] = ShotsFromOpt,
     skip_invalid: bool = SkipOpt,
 ):
     """Turn records into prompt/completion pairs for fine-tuning.
 
-    Example:
+    Examples:
 
         relcli convert semeval TRAIN_FILE.TXT | relcli prompts --template compact --labels semeval > train.prompts.jsonl
+
+        relcli convert conll04 conll04_train.json | relcli prompts --task triplets --format json -t compact --labels-from-data > train.prompts.jsonl
+
+    With --task triplets, --template is simple (instruction and relation list) or compact (the text only, for fine-tuning).
     """
     from relcli.prompts import load_template, needs_examples, prompt_records
     from relcli.records import read_jsonl, write_jsonl
 
+    if task == "triplets":
+        return _triplet_prompts(input, output, template, labels, labels_from_data, style, shots, shots_from, index, skip_invalid)
+    if task != "rc":
+        raise UserError(f"--task must be rc or triplets, not {task!r}")
     text = load_template(template)
     skipped = SkipReport() if skip_invalid else None
     with open_input(input) as stream:
@@ -266,9 +382,14 @@ def finetune(
         inventory = load_labels(recorded)
     else:
         inventory = sorted({p["completion"] for p in data})
-    unknown = {p["completion"] for p in data} - set(inventory)
+    from relcli.triplets import check_completions, parse_template
+
+    triplets = parse_template(template)
+    unknown = set() if triplets else {p["completion"] for p in data} - set(inventory)
     if unknown:
         raise UserError(f"completions not in the label inventory: {sorted(unknown)[:5]}")
+    if triplets:
+        check_completions(data, triplets[0], inventory)
 
     bar = _TrainingBar()
     with bar:
@@ -340,7 +461,7 @@ def extract(
     index: Optional[Path] = typer.Option(None, "--index", help="Index DIR: retrieval-augmented prompts (RAG4RE) or --decode knn."),
     k: int = typer.Option(3, "--k", help="Retrieved examples per record."),
     batch_size: int = typer.Option(16, "--batch-size"),
-    max_new_tokens: int = typer.Option(30, "--max-new-tokens", help="For --decode generate."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="For --decode generate (default 30) and --task triplets (default 256)."),
     chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Chat-format the prompt (default: as trained; for a base model, when it has a chat template)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 where supported), float32, bfloat16."),
     quantize: str = typer.Option("none", "--quantize", help="none, 4bit, 8bit."),
@@ -348,9 +469,13 @@ def extract(
     resume: bool = typer.Option(False, "--resume", help="Append to -o, skipping ids already written there."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process the K-th of N contiguous parts of -i FILE."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    task: Optional[str] = typer.Option(None, "--task", help="rc or triplets (end-to-end; adds \"predicted_triplets\"). Default: as the adapter was trained, else rc."),
+    style: Optional[str] = TripletFormatOpt,
+    shots: int = ShotsOpt,
+    shots_from: Optional[Path] = ShotsFromOpt,
     skip_invalid: bool = SkipOpt,
 ):
-    """Label every record with a model (adds "predicted"), in input order.
+    """Label every record with a model (adds "predicted", or "predicted_triplets"), in input order.
 
     Examples:
 
@@ -359,6 +484,10 @@ def extract(
         relcli extract -m smollm2-135m -t simple -l semeval -i test.jsonl -o zs.jsonl --resume
 
         relcli extract -m ./adapter --index train.index --k 3 -i test.jsonl --shard 2/8 -o part2.jsonl
+
+        relcli extract -m ./triplet-adapter -i conll04-dev.jsonl | relcli score --scheme triplets
+
+        relcli extract -m smollm2-135m --task triplets --format json --shots 3 --shots-from train.jsonl -l relations.txt -i dev.jsonl
     """
     import itertools
 
@@ -373,8 +502,14 @@ def extract(
     if shard and total is None:
         raise UserError("--shard needs -i FILE (the input must be countable)")
     done = finished_ids(output) if resume else set()
-    predictor, stats = _predictor(model, template, labels, decode, index, k, batch_size, max_new_tokens,
-                                  chat, dtype, quantize, explain, trust_remote_code)
+    if _extract_task(task, model) == "triplets":
+        stats = None
+        predictor, extractor = _triplet_predictor(model, template, labels, style, shots, shots_from, index, batch_size,
+                                                  max_new_tokens, chat, dtype, quantize, explain, trust_remote_code)
+    else:
+        extractor = None
+        predictor, stats = _predictor(model, template, labels, decode, index, k, batch_size, max_new_tokens or 30,
+                                      chat, dtype, quantize, explain, trust_remote_code)
     skipped = SkipReport() if skip_invalid else None
     with open_input(input) as stream:
         records = read_jsonl(stream, skipped=skipped)
@@ -390,6 +525,9 @@ def extract(
                 if resume:
                     out.flush()
     report_skipped(skipped)
+    if extractor is not None:
+        stderr.print(f"{extractor.malformed} malformed triplet fragment(s) in {extractor.records} generations "
+                     "(dropped; see --explain)", highlight=False)
     if stats is not None and stats.unmapped:
         stderr.print(f"{stats.unmapped} of {stats.records} generations named no label; they were set to the negative label", highlight=False)
         for example in stats.examples:

@@ -20,12 +20,17 @@ from relcli.errors import UserError
 from relcli.extract import model_input
 from relcli.models import META_FILE, load_model
 from relcli.records import Record, RecordError
+from relcli.triplets import REBEL_TOKENS, parse_template
 
 # The paper's Table 2 settings.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper-decoder": dict(lr=2e-4, batch_size=4, epochs=1.0, weight_decay=0.001, lora_alpha=16, lora_dropout=0.1, lora_r=64, quantize="4bit"),
     "paper-t5": dict(lr=5e-5, batch_size=8, epochs=1.0, lora_alpha=32, lora_dropout=0.01, lora_r=4, quantize="4bit"),
 }
+
+
+# The learning-rate schedules REBEL offered (transformers' names).
+SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 
 
 @dataclass
@@ -58,7 +63,10 @@ class TrainConfig:
             if preset not in PRESETS:
                 raise UserError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
             base = replace(base, **PRESETS[preset])
-        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        if config.scheduler not in SCHEDULERS:
+            raise UserError(f"unknown --scheduler {config.scheduler!r} ({', '.join(SCHEDULERS)})")
+        return config
 
 
 def validate_prompt(obj: Any) -> Record:
@@ -102,6 +110,24 @@ def encode_seq2seq(tokenizer, prompts: Sequence[Record], chat: bool, max_length:
             "input_ids": tokenizer(model_input(p["prompt"], tokenizer, chat), truncation=True, max_length=max_length).input_ids,
             "labels": tokenizer(p["completion"], truncation=True, max_length=max_length).input_ids,
         })
+    return rows
+
+
+def add_marker_tokens(model, tokenizer, tokens: Sequence[str]) -> dict[str, list[int]]:
+    """Make ``tokens`` single special tokens of ``tokenizer`` (growing the model's embeddings when
+    they need more rows) and return peft ``trainable_token_indices``: their rows of the input
+    embeddings and, where the output layer is not tied to them, of the output layer too. LoRA
+    leaves embeddings alone, so without this the markers would keep their random initial rows.
+    """
+    tokenizer.add_tokens(list(tokens), special_tokens=True)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    ids = tokenizer.convert_tokens_to_ids(list(tokens))
+    names = {id(module): name for name, module in model.named_modules()}
+    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
+    rows = {names[id(inputs)]: ids}
+    if outputs is not None and outputs.weight is not inputs.weight:
+        rows[names[id(outputs)]] = ids
     return rows
 
 
@@ -182,13 +208,17 @@ def finetune(
                         trust_remote_code=config.trust_remote_code, trainable=True)
     model, tokenizer = loaded.model, loaded.tokenizer
     # An adapter from an earlier run (--model ADAPTER_DIR) keeps training with its own LoRA settings.
+    trainable_tokens = None
     if loaded.meta.get("kind") != "generator":
+        if (parse_template(template) or (None,))[0] == "rebel":
+            trainable_tokens = add_marker_tokens(model, tokenizer, REBEL_TOKENS)
         if config.quantize != "none":
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         lora = LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
             target_modules=config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(","),
             task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
+            trainable_token_indices=trainable_tokens,
         )
         from transformers import set_seed
 
@@ -269,7 +299,12 @@ def finetune(
     if eval_prompts:
         summary["eval_loss"] = trainer.evaluate()["eval_loss"]
     if trainer.is_world_process_zero():
-        trainer.save_model(str(out_dir))
+        if trainable_tokens:
+            # peft would otherwise save the whole resized embedding matrices (100+ MB); the marker
+            # rows are in the adapter, and load_model's resize makes room for them again.
+            trainer.model.save_pretrained(str(out_dir), save_embedding_layers=False)
+        else:
+            trainer.save_model(str(out_dir))
         (out_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle nobody needs; relcli.json has the arguments
         tokenizer.save_pretrained(str(out_dir))
         meta = {

@@ -18,7 +18,8 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relcli.errors import UserError
 from relcli.records import Record
@@ -203,19 +204,24 @@ _FORMATS = {
 }
 
 
-def triplet_prompt(record: Record, style: str, relations: Sequence[str], shots: Sequence[Record] = ()) -> str:
+def triplet_prompt(
+    record: Record, style: str, relations: Sequence[str], shots: Sequence[Record] = (), *, instruction: bool = True
+) -> str:
     """The instruction asking for ``record``'s triplets; ``shots`` are demonstrations with gold triplets.
 
     Kept short for small models. It ends with ``Triplets:`` and a newline, so the completion (or a
     chat model's answer) starts on its own line. An empty ``relations`` leaves out the inventory
-    line (a model fine-tuned on the relations does not need it).
+    line; ``instruction=False`` leaves out the whole instruction (a model fine-tuned on the
+    relations needs neither, and a third of the tokens of a CoNLL04 prompt go).
     """
     _check_style(style)
-    lines = ["Extract all (head, relation, tail) triplets stated in the text."]
-    if relations:
-        lines.append("Relations: " + ", ".join(relations))
-    lines.append(f"Answer with {_FORMATS[style]}; nothing else.")
-    blocks = ["\n".join(lines)]
+    blocks = []
+    if instruction:
+        lines = ["Extract all (head, relation, tail) triplets stated in the text."]
+        if relations:
+            lines.append("Relations: " + ", ".join(relations))
+        lines.append(f"Answer with {_FORMATS[style]}; nothing else.")
+        blocks.append("\n".join(lines))
     blocks += [f"Text: {shot['text']}\nTriplets:\n{triplet_completion(shot, style)}" for shot in shots]
     blocks.append(f"Text: {record['text']}\nTriplets:\n")
     return "\n\n".join(blocks)
@@ -310,8 +316,10 @@ def generate_triplets(
     outputs: list[str] = []
     try:
         for first in range(0, len(prompts), batch_size):
+            # Framed as `relcli finetune` encodes prompts: a decoder's prompt text is complete already.
             batch = tokenizer(
-                list(prompts[first : first + batch_size]), return_tensors="pt", padding=True
+                list(prompts[first : first + batch_size]), return_tensors="pt", padding=True,
+                add_special_tokens=seq2seq,
             ).to(model.device)
             prompt_length = 0 if seq2seq else batch["input_ids"].shape[1]
             processors = (
@@ -333,3 +341,152 @@ def generate_triplets(
         tokenizer.padding_side = padding_side
         model.train(was_training)
     return outputs
+
+
+# --- prompt datasets and extraction over records ---------------------------------------------
+
+ShotsFor = Callable[[list[Record]], list[list[Record]]]
+
+
+def template_name(style: str, compact: bool) -> str:
+    """How a triplet prompt is recorded (in prompt records and an adapter's relcli.json): the full
+    prompt has the instruction and the relation list, the compact one only the text."""
+    _check_style(style)
+    return f"triplets-{style}" + ("-compact" if compact else "")
+
+
+def parse_template(name: str | None) -> tuple[str, bool] | None:
+    """(style, compact) of a ``triplets-*`` template name; None for any other template."""
+    for style in STYLES:
+        for compact in (False, True):
+            if name == template_name(style, compact):
+                return style, compact
+    return None
+
+
+def render_prompt(record: Record, style: str, relations: Sequence[str], shots: Sequence[Record], compact: bool) -> str:
+    """The prompt of a template named by :func:`template_name`."""
+    if compact:
+        return triplet_prompt(record, style, [], shots, instruction=False)
+    return triplet_prompt(record, style, relations, shots)
+
+
+def first_shots(shots: Sequence[Record], n: int) -> ShotsFor:
+    """Demonstrations without retrieval: the first ``n`` of ``shots`` that are not the record itself."""
+    return lambda batch: [[s for s in shots if s["id"] != r["id"] and s["text"] != r["text"]][:n] for r in batch]
+
+
+def triplet_prompt_records(
+    records: Iterable[Record],
+    style: str,
+    relations: Sequence[str],
+    *,
+    compact: bool = False,
+    shots_for: ShotsFor | None = None,
+    batch_size: int = 256,
+) -> Iterator[Record]:
+    """End-to-end records in, ``{"id", "prompt", "completion", "template", "labels"}`` out.
+
+    ``completion`` is the gold linearisation; ``labels`` is the relation inventory, which every
+    gold relation must belong to. ``shots_for`` maps a batch of records to their demonstrations.
+    """
+    name, wanted = template_name(style, compact), set(relations)
+    batch: list[Record] = []
+
+    def flush() -> Iterator[Record]:
+        shots = shots_for(batch) if shots_for else [()] * len(batch)
+        for record, demos in zip(batch, shots):
+            unknown = {t["relation"] for t in record.get("triplets") or []} - wanted
+            if unknown:
+                raise UserError(f"record {record['id']}: relation {sorted(unknown)[0]!r} is not in the inventory")
+            yield {
+                "id": record["id"],
+                "prompt": render_prompt(record, style, relations, demos, compact),
+                "completion": triplet_completion(record, style),
+                "template": name,
+                "labels": list(relations),
+            }
+        batch.clear()
+
+    for record in records:
+        if "triplets" not in record:
+            raise UserError(f"record {record['id']}: --task triplets needs end-to-end records with \"triplets\"")
+        batch.append(record)
+        if len(batch) >= batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
+def check_completions(prompts: Iterable[Record], style: str, relations: Sequence[str]) -> None:
+    """Refuse training targets that do not parse back cleanly against the inventory."""
+    for p in prompts:
+        if parse(p["completion"], "", style, relations)[1]:
+            raise UserError(f"prompt {p.get('id')!r}: completion is not a clean {style} linearisation over the inventory")
+
+
+def knows_rebel_tokens(tokenizer) -> bool:
+    """Whether the tokenizer has the REBEL markers as single tokens (they are added by finetune)."""
+    ids = tokenizer.convert_tokens_to_ids(REBEL_TOKENS)
+    return None not in ids and tokenizer.unk_token_id not in ids
+
+
+@dataclass
+class TripletExtractor:
+    """A generator model plus what turns end-to-end records into ``predicted_triplets``."""
+
+    loaded: Any  # relcli.models.LoadedModel
+    style: str
+    relations: list[str]
+    compact: bool = False
+    chat: bool = False
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    explain: bool = False
+    records: int = 0
+    malformed: int = 0  # fragments of generations that parse() could not use
+
+    def inputs(self, records: Sequence[Record], shots: Sequence[Sequence[Record]]) -> list[str]:
+        from relcli.extract import model_input
+
+        return [
+            model_input(render_prompt(r, self.style, self.relations, s, self.compact), self.loaded.tokenizer, self.chat)
+            for r, s in zip(records, shots)
+        ]
+
+    def predict(self, records: Iterable[Record], shots_for: ShotsFor | None = None, chunk: int = 0) -> Iterator[Record]:
+        """Stream records with ``predicted_triplets``, in input order. Within a chunk of records,
+        generation runs over length-sorted inputs (less padding); memory is bounded by the chunk."""
+        chunk = chunk or self.batch_size * 8
+        pending: list[Record] = []
+        for record in records:
+            pending.append(record)
+            if len(pending) >= chunk:
+                yield from self._predict_chunk(pending, shots_for)
+                pending = []
+        if pending:
+            yield from self._predict_chunk(pending, shots_for)
+
+    def _predict_chunk(self, records: list[Record], shots_for: ShotsFor | None) -> list[Record]:
+        shots = shots_for(records) if shots_for else [()] * len(records)
+        texts = self.inputs(records, shots)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        constrained = self.style == "rebel" and knows_rebel_tokens(self.loaded.tokenizer)
+        generated = generate_triplets(
+            self.loaded.model, self.loaded.tokenizer, [texts[i] for i in order],
+            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+            relation_constraint=self.relations if constrained else None,
+        )
+        raw: list[str] = [""] * len(texts)
+        for i, generation in zip(order, generated):
+            raw[i] = generation
+        out = []
+        for record, generation in zip(records, raw):
+            triplets, malformed = parse(generation, record["text"], self.style, self.relations)
+            self.malformed += malformed
+            result = dict(record, predicted_triplets=triplets)
+            if self.explain:
+                result["explain"] = {"raw": generation, "malformed": malformed}
+            out.append(result)
+        self.records += len(records)
+        return out

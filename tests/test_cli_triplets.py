@@ -1,0 +1,264 @@
+"""End-to-end triplets through the CLI: prompts, finetune (rebel and json, decoder and seq2seq),
+extract, on tiny random models built from configs with a byte-level tokenizer."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from relcli.cli import app
+from relcli.triplets import REBEL_TOKENS
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RELATIONS = ["Live_In", "Located_In", "OrgBased_In"]
+
+
+def span(text, surface):
+    start = text.index(surface)
+    return {"text": surface, "start": start, "end": start + len(surface), "type": None}
+
+
+def record(id, text, *triples):
+    return {"id": id, "text": text,
+            "triplets": [{"head": span(text, h), "relation": r, "tail": span(text, t)} for h, r, t in triples]}
+
+
+RECORDS = [
+    record("d1", "DAYTON , Ohio ( AP )", ("DAYTON", "Located_In", "Ohio"), ("AP", "OrgBased_In", "Ohio")),
+    record("d2", "Ann , 50 , of Bethany , Conn. , died .", ("Ann", "Live_In", "Bethany"), ("Bethany", "Located_In", "Conn.")),
+    record("d3", "Nothing related here .", ),
+    record("d4", "Bob of Paris", ("Bob", "Live_In", "Paris")),
+]
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+    return result
+
+
+def jsonl(records):
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def read(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def tiny_tokenizer():
+    """A byte-level tokenizer with no merges: any text round-trips, 259 tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {t: i for i, t in enumerate(["<pad>", "</s>", "<unk>"] + alphabet)}
+    backend = Tokenizer(models.BPE(vocab, [], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Folders of a tiny llama and a tiny T5 (with their tokenizer), as `--model DIR` takes them."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
+
+    root = tmp_path_factory.mktemp("models")
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    llama = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, pad_token_id=0, eos_token_id=1, bos_token_id=1, tie_word_embeddings=False))
+    t5 = T5ForConditionalGeneration(T5Config(
+        vocab_size=len(tokenizer), d_model=16, d_ff=32, d_kv=8, num_layers=1, num_heads=2,
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+    folders = {}
+    for name, model in (("llama", llama), ("t5", t5)):
+        folders[name] = root / name
+        model.save_pretrained(folders[name])
+        tokenizer.save_pretrained(folders[name])
+    return folders
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    (root / "train.jsonl").write_text(jsonl(RECORDS))
+    (root / "relations.txt").write_text("\n".join(RELATIONS) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("style", ["rebel", "json"])
+def test_prompts_triplets(files, style):
+    result = run("prompts", "--task", "triplets", "--format", style, "-i", files / "train.jsonl", "--labels-from-data")
+    assert result.exit_code == 0, result.output
+    prompts = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["id"] for p in prompts] == ["d1", "d2", "d3", "d4"]
+    assert all(p["template"] == f"triplets-{style}" and p["labels"] == RELATIONS for p in prompts)
+    assert "Relations: Live_In, Located_In, OrgBased_In" in prompts[0]["prompt"]
+    assert prompts[2]["completion"] == ("" if style == "rebel" else "[]")
+    if style == "rebel":
+        assert prompts[0]["completion"] == "<triplet> DAYTON <subj> Ohio <obj> Located_In <triplet> AP <subj> Ohio <obj> OrgBased_In"
+
+
+def test_prompts_triplets_compact_and_shots(files):
+    result = run("prompts", "--task", "triplets", "-t", "compact", "-l", files / "relations.txt",
+                 "--shots", "1", "--shots-from", files / "train.jsonl", "-i", files / "train.jsonl")
+    assert result.exit_code == 0, result.output
+    prompts = [json.loads(line) for line in result.stdout.splitlines()]
+    assert prompts[0]["template"] == "triplets-json-compact" and "Relations:" not in prompts[0]["prompt"]
+    assert prompts[0]["prompt"].startswith("Text: ") and prompts[0]["prompt"].endswith("Triplets:\n")
+    # The first record is never its own demonstration: it gets the second one.
+    assert RECORDS[1]["text"] in prompts[0]["prompt"] and RECORDS[0]["text"] in prompts[1]["prompt"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "relation inventory is needed"),
+    (["--labels-from-data", "--shots", "2"], "--shots N needs --index"),
+    (["--labels-from-data", "--format", "xml"], "--format must be one of"),
+    (["--labels-from-data", "-t", "rag"], "--template is simple (instruction and relation list) or compact"),
+    (["-l", "RELATIONS"], "relation 'OrgBased_In' is not in the inventory"),
+])
+def test_prompts_triplets_user_errors(files, args, message):
+    (files / "two.txt").write_text("Live_In\nLocated_In\n")
+    args = [files / "two.txt" if a == "RELATIONS" else a for a in args]
+    result = run("prompts", "--task", "triplets", "-i", files / "train.jsonl", *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_rc_prompts_still_need_pairs(files):
+    result = run("prompts", "-i", files / "train.jsonl", "--labels-from-data")
+    assert result.exit_code == 2 and "needs RC records" in result.output
+
+
+def finetune(models, train, tmp, model, style, *extra):
+    prompts = tmp / f"{style}.prompts.jsonl"
+    assert run("prompts", "--task", "triplets", "--format", style, "-t", "compact", "--labels-from-data",
+               "-i", train, "-o", prompts).exit_code == 0
+    adapter = tmp / f"{model}-{style}"
+    result = run("finetune", "-m", models[model], "-i", prompts, "-o", adapter, "--max-steps", "2",
+                 "--batch-size", "2", "--lora-r", "2", "--lr", "1e-2", "--dtype", "float32", *extra)
+    assert result.exit_code == 0, result.output
+    return adapter
+
+
+@pytest.mark.parametrize("model", ["llama", "t5"])
+@pytest.mark.parametrize("style", ["rebel", "json"])
+def test_finetune_then_extract(models, files, tmp_path, model, style):
+    adapter = finetune(models, files / "train.jsonl", tmp_path, model, style)
+    meta = json.loads((adapter / "relcli.json").read_text())
+    assert meta["template"] == f"triplets-{style}-compact" and meta["labels"] == RELATIONS
+
+    out = tmp_path / "preds.jsonl"
+    result = run("extract", "-m", adapter, "-i", files / "train.jsonl", "-o", out, "--batch-size", "3",
+                 "--max-new-tokens", "12", "--explain")
+    assert result.exit_code == 0, result.output
+    preds = read(out)
+    assert [p["id"] for p in preds] == ["d1", "d2", "d3", "d4"]
+    for pred, gold in zip(preds, RECORDS):
+        assert pred["triplets"] == gold["triplets"]
+        assert isinstance(pred["predicted_triplets"], list)
+        assert all(t["relation"] in RELATIONS for t in pred["predicted_triplets"])
+        assert isinstance(pred["explain"]["raw"], str) and pred["explain"]["malformed"] >= 0
+    total = sum(p["explain"]["malformed"] for p in preds)
+    assert f"{total} malformed triplet fragment(s) in 4 generations" in result.output
+    assert run("score", "-i", out, "--scheme", "triplets").exit_code == 0
+
+
+@pytest.mark.parametrize("model, tied", [("llama", False), ("t5", True)])
+def test_rebel_markers_are_trained_and_reload(models, files, tmp_path, model, tied):
+    """The REBEL markers become tokens of the saved tokenizer, their embedding rows are trained and
+    saved with the adapter (also the output layer's when untied), and the reloaded model uses them."""
+    import torch
+    from safetensors.torch import load_file
+
+    from relcli.models import load_model
+
+    adapter = finetune(models, files / "train.jsonl", tmp_path, model, "rebel")
+    loaded = load_model(str(adapter), dtype="float32")
+    ids = loaded.tokenizer.convert_tokens_to_ids(REBEL_TOKENS)
+    assert ids == [259, 260, 261] and len(loaded.tokenizer) == 262
+    saved = load_file(adapter / "adapter_model.safetensors")
+    assert not any("embed_tokens.weight" in k or k.endswith("shared.weight") for k in saved), "whole embeddings saved"
+    rows = {("output" if "lm_head" in k else "input"): v for k, v in saved.items() if "trainable_tokens" in k}
+    assert sorted(rows) == (["input"] if tied else ["input", "output"])
+    torch.testing.assert_close(loaded.model.get_input_embeddings().weight[ids], rows["input"])
+    torch.testing.assert_close(loaded.model.get_output_embeddings().weight[ids], rows["output" if not tied else "input"])
+
+
+@pytest.mark.parametrize("scheduler", ["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"])
+def test_every_scheduler_and_label_smoothing(models, files, tmp_path, scheduler):
+    adapter = finetune(models, files / "train.jsonl", tmp_path, "llama", "json", "--scheduler", scheduler, "--label-smoothing", "0.1")
+    assert json.loads((adapter / "relcli.json").read_text())["training"]["scheduler"] == scheduler
+
+
+def test_unknown_scheduler_is_one_line_error(models, files, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    run("prompts", "--task", "triplets", "--labels-from-data", "-i", files / "train.jsonl", "-o", prompts)
+    result = run("finetune", "-m", models["llama"], "-i", prompts, "-o", tmp_path / "a", "--scheduler", "sawtooth")
+    assert result.exit_code == 2 and "sawtooth" in result.output
+
+
+def test_bad_completion_is_refused(models, files, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    bad = {"id": "x", "prompt": "Text: a\nTriplets:\n", "completion": "[{\"head\": \"a\"", "template": "triplets-json",
+           "labels": RELATIONS}
+    prompts.write_text(json.dumps(bad) + "\n")
+    result = run("finetune", "-m", models["llama"], "-i", prompts, "-o", tmp_path / "a")
+    assert result.exit_code == 2 and "not a clean json linearisation" in result.output
+
+
+def test_base_model_few_shot_json(models, files, tmp_path):
+    """A base model with --task triplets: shots from a file, the inventory from --labels."""
+    out = tmp_path / "preds.jsonl"
+    args = ["extract", "-m", models["llama"], "--task", "triplets", "-l", files / "relations.txt",
+            "--shots", "2", "--shots-from", files / "train.jsonl", "-i", files / "train.jsonl",
+            "--max-new-tokens", "8", "--explain"]
+    result = run(*args, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert [p["id"] for p in read(out)] == ["d1", "d2", "d3", "d4"]
+    # Random models answer garbage: every record counts one malformed answer (no JSON array).
+    assert "4 malformed triplet fragment(s) in 4 generations" in result.output
+    assert run("extract", "-m", models["llama"], "--task", "triplets", "-i", files / "train.jsonl").exit_code == 2
+
+
+def test_extractor_parses_in_input_order_and_counts_malformed(monkeypatch):
+    from types import SimpleNamespace
+
+    import relcli.triplets as triplets
+
+    answers = {
+        RECORDS[0]["text"]: '[{"head":"DAYTON","relation":"Located_In","tail":"Ohio"}]',
+        RECORDS[1]["text"]: '[{"head":"Ann","relation":"Born_In","tail":"Bethany"}]',  # not in the inventory
+        RECORDS[2]["text"]: "no idea",
+        RECORDS[3]["text"]: '[{"head":"Bob","relation":"Live_In","tail":"Paris"},{"head":',  # truncated
+    }
+
+    def fake_generate(model, tokenizer, prompts, **kwargs):
+        return [next(a for text, a in answers.items() if f"Text: {text}\n" in p) for p in prompts]
+
+    monkeypatch.setattr(triplets, "generate_triplets", fake_generate)
+    tokenizer = SimpleNamespace(convert_tokens_to_ids=lambda tokens: [None] * len(tokens), unk_token_id=None)
+    loaded = SimpleNamespace(model=None, tokenizer=tokenizer, is_seq2seq=True)
+    extractor = triplets.TripletExtractor(loaded, "json", RELATIONS, batch_size=2)
+    preds = list(extractor.predict(iter(RECORDS), chunk=3))
+    assert [p["id"] for p in preds] == ["d1", "d2", "d3", "d4"]
+    assert preds[0]["predicted_triplets"] == [RECORDS[0]["triplets"][0]]
+    assert [len(p["predicted_triplets"]) for p in preds] == [1, 0, 0, 1]
+    assert extractor.malformed == 3 and extractor.records == 4
+
+
+@pytest.mark.skipif(not (DATA / "conll04").is_dir(), reason="CoNLL04 data not found at ../shared/data/conll04")
+def test_conll04_records_end_to_end(models, tmp_path):
+    """A few real CoNLL04 records: convert, prompts, finetune (2 steps), extract, score."""
+    train = tmp_path / "train.jsonl"
+    result = run("convert", "conll04", DATA / "conll04" / "conll04_dev.json", "-o", train)
+    assert result.exit_code == 0, result.output
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(train.read_text().splitlines(keepends=True)[:6]))
+    adapter = finetune(models, few, tmp_path, "llama", "json")
+    out = tmp_path / "preds.jsonl"
+    assert run("extract", "-m", adapter, "-i", few, "-o", out, "--max-new-tokens", "8").exit_code == 0
+    result = run("score", "-i", out, "--scheme", "triplets", "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["n"] == 6
