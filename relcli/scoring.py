@@ -86,11 +86,17 @@ def _same_key(predicted: dict, gold: dict) -> bool:
 
 
 def _strict_match(predicted: dict, gold: dict) -> bool:
+    """Same texts and relation, and the same offsets where the gold has them; entity types are
+    compared only where both sides have one (generators predict spans, not types)."""
     if not _same_key(predicted, gold):
         return False
     return all(
         gold[role].get(attr) is None or predicted[role].get(attr) == gold[role][attr]
-        for role in ("head", "tail") for attr in ("start", "end", "type")
+        for role in ("head", "tail") for attr in ("start", "end")
+    ) and all(
+        gold[role].get("type") is None or predicted[role].get("type") is None
+        or predicted[role]["type"] == gold[role]["type"]
+        for role in ("head", "tail")
     )
 
 
