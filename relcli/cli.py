@@ -345,7 +345,7 @@ def finetune(
     if method == "classifier":
         return _finetune_classifier(
             model, output, input, labels, eval_file, limit, skip_invalid,
-            dict(pooling=pooling, typed_markers=typed_markers, epochs=epochs, lr=lr, head_lr=head_lr,
+            dict(pooling=pooling, typed_markers=typed_markers, epochs=None if epochs is None else int(epochs), lr=lr, head_lr=head_lr,
                  batch_size=batch_size, max_length=max_length, seed=seed, lora=classifier_lora,
                  lora_r=lora_r, lora_alpha=lora_alpha),
         )
