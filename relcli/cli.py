@@ -347,7 +347,7 @@ def finetune(
             model, output, input, labels, eval_file, limit, skip_invalid,
             dict(pooling=pooling, typed_markers=typed_markers, epochs=None if epochs is None else int(epochs), lr=lr, head_lr=head_lr,
                  batch_size=batch_size, max_length=max_length, seed=seed, lora=classifier_lora,
-                 lora_r=lora_r, lora_alpha=lora_alpha),
+                 lora_r=lora_r, lora_alpha=lora_alpha, bf16=None if dtype in (None, "auto") else dtype == "bfloat16"),
         )
     if method != "lora":
         raise UserError(f"unknown --method {method!r} (lora, classifier)")

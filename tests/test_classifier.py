@@ -164,3 +164,27 @@ def test_user_errors(base, tmp_path):
     (tmp_path / "relcli.json").write_text('{"kind": "generator"}')
     with pytest.raises(UserError, match="not 'classifier'"):
         load_classifier(tmp_path)
+
+
+def test_cli_finetune_classifier_then_extract(base, tmp_path):
+    """`relcli finetune --method classifier` trains on records; `extract` recognises the folder."""
+    from typer.testing import CliRunner
+
+    from relcli.cli import app
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS))
+    out = tmp_path / "clf"
+    runner = CliRunner()
+    trained = runner.invoke(app, ["finetune", "--method", "classifier", "-m", base, "-i", str(data), "-o", str(out),
+                                  "-l", str(labels), "--epochs", "3", "--lr", "3e-3", "--batch-size", "4",
+                                  "--pooling", "entity-start", "--dtype", "float32"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((out / "relcli.json").read_text())["kind"] == "classifier"
+    done = runner.invoke(app, ["extract", "-m", str(out), "-i", str(data), "--explain", "--dtype", "float32"])
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in RECORDS]
+    assert all(r["predicted"] in LABELS and set(r["explain"]["label_scores"]) == set(LABELS) for r in rows)
