@@ -4,68 +4,34 @@
     nice -n 15 python bench/train_classifier.py --out bench/out/semeval-minilm --test   # ... and score the test set
 
 Writes the model to OUT/model, predictions (with `relation` and `predicted`) to OUT/{dev,test}.jsonl
-and the metrics to OUT/metrics.json. The SemEval reader and scorer here are throwaway stand-ins
-for relcli.formats / relcli.scoring.
+and the metrics to OUT/metrics.json (official SemEval macro-F1 from relcli.scoring). The dev carve
+is every 10th training record; the CLI equivalent is the `classifier` row of examples/grid.mk.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from relcli.classifier import POOLINGS, load_classifier, train_classifier
 from relcli.labels import SEMEVAL
-from relcli.records import make_span, write_jsonl
+from relcli.formats import convert
+from relcli.records import write_jsonl
+from relcli.scoring import score_records
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "semeval2010_task8"
-MARKED = re.compile(r"<e1>(.*?)</e1>|<e2>(.*?)</e2>")
 
 
 def read_semeval(path: Path) -> list[dict]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records = []
-    for i in range(0, len(lines), 4):
-        if not lines[i].strip():
-            continue
-        sid, quoted = lines[i].split("\t")
-        marked = quoted.strip().strip('"')
-        text, spans, last = "", {}, 0
-        for m in MARKED.finditer(marked):
-            text += marked[last:m.start()]
-            role = "head" if m.group(1) is not None else "tail"
-            inner = m.group(1) if m.group(1) is not None else m.group(2)
-            spans[role] = (len(text), len(text) + len(inner))
-            text += inner
-            last = m.end()
-        text += marked[last:]
-        records.append({"id": f"semeval-{sid}", "text": text, "head": make_span(text, *spans["head"]),
-                        "tail": make_span(text, *spans["tail"]), "relation": lines[i + 1].strip()})
-    return records
+    return list(convert("semeval", [path]))
 
 
-def semeval_official(records: list[dict]) -> dict:
-    """Macro-F1 over the 9 relations (Other excluded), direction must match; P and R per relation
-    count predictions/gold of that relation in either direction."""
-    base = lambda label: label.split("(")[0]
-    correct, guessed, gold = Counter(), Counter(), Counter()
-    for r in records:
-        guessed[base(r["predicted"])] += 1
-        gold[base(r["relation"])] += 1
-        if r["predicted"] == r["relation"]:
-            correct[base(r["relation"])] += 1
-    per = {}
-    for rel in sorted({base(label) for label in SEMEVAL} - {"Other"}):
-        p = correct[rel] / guessed[rel] if guessed[rel] else 0.0
-        rc = correct[rel] / gold[rel] if gold[rel] else 0.0
-        per[rel] = {"p": p, "r": rc, "f1": 2 * p * rc / (p + rc) if p + rc else 0.0, "support": gold[rel]}
-    macro = sum(v["f1"] for v in per.values()) / len(per)
-    accuracy = sum(r["predicted"] == r["relation"] for r in records) / len(records)
-    return {"macro_f1": round(100 * macro, 2), "accuracy": round(100 * accuracy, 2), "per_relation": per}
+def semeval_official(predictions: list[dict]) -> dict:
+    report = score_records(predictions, scheme="semeval")
+    return {"macro_f1": round(report["official"]["f1"], 2), "accuracy": round(report["accuracy"], 2)}
 
 
 def main() -> None:
