@@ -545,13 +545,14 @@ def _predictor(model, template, labels, decode, index, k, batch_size, max_new_to
 
         loaded_index = Index.load(index)
 
-        def vote(records):
-            batch = list(records)
+        def vote(batch):
             for record, hits in zip(batch, loaded_index.search(batch, k)):
                 label, scores = knn_vote(hits)
                 yield dict(record, predicted=label, **({"explain": {"label_scores": scores}} if explain else {}))
 
-        return lambda records: _batched(records, batch_size * 8, vote), None
+        from relcli.records import chunks
+
+        return lambda records: (out for batch in chunks(records, batch_size * 8) for out in vote(batch)), None
     if model is None:
         raise UserError("--model is required (except with --decode knn)")
     meta = read_meta(resolve_path(model)) or {}
@@ -587,12 +588,6 @@ def _predictor(model, template, labels, decode, index, k, batch_size, max_new_to
     return (lambda records: generator.predict(records, examples_for)), generator.stats
 
 
-def _batched(records, size, fn):
-    import itertools
-
-    records = iter(records)
-    while batch := list(itertools.islice(records, size)):
-        yield from fn(batch)
 # --- score ------------------------------------------------------------------------------------
 
 def _score_tables(result: dict) -> None:

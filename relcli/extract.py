@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from relcli.labels import negative_label
 from relcli.models import LoadedModel
 from relcli.prompts import render
-from relcli.records import Record
+from relcli.records import Record, chunks
 
 ExamplesFor = Callable[[list[Record]], list[list[Record]]]
 
@@ -218,15 +218,8 @@ class Generator:
     def predict(self, records: Iterable[Record], examples_for: ExamplesFor | None = None, chunk: int = 0) -> Iterator[Record]:
         """Stream predictions in input order. Inside each chunk of records, batches are formed from
         length-sorted inputs (less padding); memory is bounded by the chunk size."""
-        chunk = chunk or self.batch_size * 8
-        pending: list[Record] = []
-        for record in records:
-            pending.append(record)
-            if len(pending) >= chunk:
-                yield from self._predict_chunk(pending, examples_for)
-                pending = []
-        if pending:
-            yield from self._predict_chunk(pending, examples_for)
+        for part in chunks(records, chunk or self.batch_size * 8):
+            yield from self._predict_chunk(part, examples_for)
 
     def _predict_chunk(self, records: list[Record], examples_for: ExamplesFor | None) -> list[Record]:
         examples = examples_for(records) if examples_for else [()] * len(records)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from relcli.errors import UserError
-from relcli.records import Record, mark_entities
+from relcli.records import Record, chunks, mark_entities
 
 SIMPLE = """Problem Definition:
 Relation extraction is to identify the relationship between two entities in a sentence.
@@ -142,28 +142,19 @@ def prompt_records(
     ``examples_for`` (retrieval) maps a batch of records to their neighbours.
     """
     wanted = set(labels)
-    batch: list[Record] = []
-
-    def flush() -> Iterator[Record]:
-        neighbours = examples_for(batch) if examples_for else [()] * len(batch)
-        for record, examples in zip(batch, neighbours):
+    for batch in chunks(records, batch_size):
+        for record in batch:
+            if "head" not in record:
+                raise UserError(f"record {record['id']}: prompts needs RC records with head and tail")
             gold = record.get("relation")
             if gold is not None and gold not in wanted:
                 raise UserError(f"record {record['id']}: label {gold!r} is not in the label inventory")
+        neighbours = examples_for(batch) if examples_for else [()] * len(batch)
+        for record, examples in zip(batch, neighbours):
             yield {
                 "id": record["id"],
                 "prompt": render(template, record, labels, examples),
-                "completion": gold,
+                "completion": record.get("relation"),
                 "template": template_name,
                 "labels": labels_spec,
             }
-        batch.clear()
-
-    for record in records:
-        if "head" not in record:
-            raise UserError(f"record {record['id']}: prompts needs RC records with head and tail")
-        batch.append(record)
-        if len(batch) >= batch_size:
-            yield from flush()
-    if batch:
-        yield from flush()

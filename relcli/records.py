@@ -9,13 +9,22 @@ character offsets into ``text`` (``end`` exclusive).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import orjson
 
 from relcli.errors import UserError
 
 Record = dict[str, Any]
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of up to ``size`` items: how every stage bounds its memory."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 class RecordError(UserError):

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import hashlib
 import importlib.metadata
-import itertools
 import os
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ import orjson
 
 from relcli.errors import UserError
 from relcli.models import minilm_dir
-from relcli.records import Record, dumps
+from relcli.records import Record, chunks, dumps
 
 INDEX_FILE = "index.hnsw"
 RECORDS_FILE = "records.jsonl"
@@ -102,12 +101,6 @@ def _relcli_version() -> str:
         return importlib.metadata.version("relcli")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _batches(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 @contextlib.contextmanager
@@ -192,7 +185,7 @@ def build_index(
             index.init_index(max_elements=batch_size, M=m, ef_construction=ef_construction)
         start = count = index.get_current_count()
         with open(tmp / RECORDS_FILE, "ab") as out:
-            for batch in _batches(records, batch_size):
+            for batch in chunks(records, batch_size):
                 vectors = encode_texts(embedder, [embed_text(r, embed) for r in batch], batch_size)
                 if count + len(batch) > index.get_max_elements():
                     index.resize_index(max(2 * index.get_max_elements(), count + len(batch)))

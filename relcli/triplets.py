@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relcli.errors import UserError
-from relcli.records import Record
+from relcli.records import Record, chunks
 
 STYLES = ("rebel", "json")
 REBEL_TOKENS = ["<triplet>", "<subj>", "<obj>"]
@@ -391,14 +391,15 @@ def triplet_prompt_records(
     gold relation must belong to. ``shots_for`` maps a batch of records to their demonstrations.
     """
     name, wanted = template_name(style, compact), set(relations)
-    batch: list[Record] = []
-
-    def flush() -> Iterator[Record]:
-        shots = shots_for(batch) if shots_for else [()] * len(batch)
-        for record, demos in zip(batch, shots):
-            unknown = {t["relation"] for t in record.get("triplets") or []} - wanted
+    for batch in chunks(records, batch_size):
+        for record in batch:
+            if "triplets" not in record:
+                raise UserError(f"record {record['id']}: --task triplets needs end-to-end records with \"triplets\"")
+            unknown = {t["relation"] for t in record["triplets"]} - wanted
             if unknown:
                 raise UserError(f"record {record['id']}: relation {sorted(unknown)[0]!r} is not in the inventory")
+        shots = shots_for(batch) if shots_for else [()] * len(batch)
+        for record, demos in zip(batch, shots):
             yield {
                 "id": record["id"],
                 "prompt": render_prompt(record, style, relations, demos, compact),
@@ -406,16 +407,6 @@ def triplet_prompt_records(
                 "template": name,
                 "labels": list(relations),
             }
-        batch.clear()
-
-    for record in records:
-        if "triplets" not in record:
-            raise UserError(f"record {record['id']}: --task triplets needs end-to-end records with \"triplets\"")
-        batch.append(record)
-        if len(batch) >= batch_size:
-            yield from flush()
-    if batch:
-        yield from flush()
 
 
 def check_completions(prompts: Iterable[Record], style: str, relations: Sequence[str]) -> None:
@@ -457,15 +448,8 @@ class TripletExtractor:
     def predict(self, records: Iterable[Record], shots_for: ShotsFor | None = None, chunk: int = 0) -> Iterator[Record]:
         """Stream records with ``predicted_triplets``, in input order. Within a chunk of records,
         generation runs over length-sorted inputs (less padding); memory is bounded by the chunk."""
-        chunk = chunk or self.batch_size * 8
-        pending: list[Record] = []
-        for record in records:
-            pending.append(record)
-            if len(pending) >= chunk:
-                yield from self._predict_chunk(pending, shots_for)
-                pending = []
-        if pending:
-            yield from self._predict_chunk(pending, shots_for)
+        for part in chunks(records, chunk or self.batch_size * 8):
+            yield from self._predict_chunk(part, shots_for)
 
     def _predict_chunk(self, records: list[Record], shots_for: ShotsFor | None) -> list[Record]:
         shots = shots_for(records) if shots_for else [()] * len(records)
