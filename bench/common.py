@@ -23,7 +23,19 @@ def arguments(doc: str, repeats: int = 3) -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=DATA, help="the SemEval-2010 Task 8 release folder")
     parser.add_argument("--repeats", type=int, default=repeats, help="timed repetitions per measurement (median reported)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file the results are merged into")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core); 1 on a busy machine, "
+                        "where spinning OpenMP threads waiting for a descheduled sibling waste most of the time")
     return parser
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the options and apply --threads."""
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return args
 
 
 def semeval(data: Path, split: str, n: int | None = None) -> list[dict]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from common import arguments, matmul_gflops, report, semeval, timed
+from common import arguments, matmul_gflops, parse, report, semeval, timed
 
 from relcli.extract import Generator, map_to_label, model_input
 from relcli.labels import SEMEVAL
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="relcli batch size of table 2")
     parser.add_argument("--adapter", help="a compact-template adapter from relcli finetune (table 2 row)")
     parser.add_argument("--index", help="an index of SemEval train (RAG row of table 2, k=3)")
-    args = parser.parse_args()
+    args = parse(parser)
 
     import torch
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import arguments, report, semeval
+from common import arguments, parse, report, semeval
 
 from relcli.finetune import TrainConfig, encode_causal, finetune
 from relcli.labels import SEMEVAL
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=256, help="SemEval train records both sides draw batches from")
     parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps (after one warm-up step)")
     parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args()
+    args = parse(parser)
 
     from transformers import AutoTokenizer
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import arguments, report, semeval, timed
+from common import arguments, parse, report, semeval, timed
 
 from relcli.retrieval import MIN_EF, Index, build_index, embed_text, encode_texts, load_embedder
 
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=100_000, help="vectors of the scaled row (0: skip it)")
     parser.add_argument("--noise", type=float, default=0.02, help="std of the per-dimension noise of the scaled copies")
     parser.add_argument("--k", type=int, default=5)
-    args = parser.parse_args()
+    args = parse(parser)
 
     train = semeval(args.data, "train", args.records)
     test = semeval(args.data, "test", args.queries)

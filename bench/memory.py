@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import arguments, report, run_peak_rss, semeval
+from common import arguments, parse, report, run_peak_rss, semeval
 
 from relcli.labels import SEMEVAL
 from relcli.prompts import COMPACT, prompt_records
@@ -61,8 +61,9 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=20_000, help="records of the large extract run")
     parser.add_argument("--steps", type=int, default=3, help="finetune steps per run")
     parser.add_argument("--batch-size", type=int, default=8, help="finetune batch size")
-    args = parser.parse_args()
+    args = parse(parser)
 
+    env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else None
     records = semeval(args.data, "train") + semeval(args.data, "test")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,14 +72,14 @@ def main() -> None:
         for n in (args.small, args.large):
             source = write_jsonl(tmp / f"in{n}.jsonl", cycled(records, n))
             rss, seconds = run_peak_rss(RELCLI + ["extract", "-m", str(model), "-t", "compact", "-l", "semeval",
-                                                  "-i", str(source), "-o", str(tmp / f"out{n}.jsonl")])
+                                                  "-i", str(source), "-o", str(tmp / f"out{n}.jsonl")], env=env)
             rows.append({"run": f"relcli extract, tiny llama, {n} records", "peak RSS MiB": rss, "seconds": seconds})
         rows[1]["vs small"] = f"{100 * (rows[1]['peak RSS MiB'] / rows[0]['peak RSS MiB'] - 1):+.1f}%"
         prompts = write_jsonl(tmp / "prompts.jsonl", prompt_records(records[: args.steps * args.batch_size], COMPACT, SEMEVAL, "compact", "semeval"))
         for quantize in ("none", "4bit"):
             rss, seconds = run_peak_rss(RELCLI + ["finetune", "-m", "smollm2-135m", "-i", str(prompts), "-o", str(tmp / f"ft-{quantize}"),
                                                   "--quantize", quantize, "--max-steps", str(args.steps),
-                                                  "--batch-size", str(args.batch_size), "--save-steps", "1000"])
+                                                  "--batch-size", str(args.batch_size), "--save-steps", "1000"], env=env)
             rows.append({"run": f"relcli finetune smollm2-135m --quantize {quantize}, {args.steps} steps", "peak RSS MiB": rss, "seconds": seconds})
         rows[3]["vs small"] = f"{100 * (rows[3]['peak RSS MiB'] / rows[2]['peak RSS MiB'] - 1):+.1f}% vs none"
     notes = [

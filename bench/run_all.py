@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=["extract", "finetune", "index", "memory"],
                         default=["extract", "finetune", "index", "memory"])
     args = parser.parse_args()
-    common = ["--data", str(args.data), "--results", str(args.results)]
+    common = ["--data", str(args.data), "--results", str(args.results)] + (["--threads", str(args.threads)] if args.threads else [])
     extract = ["--records", str(args.records), "--baseline-records", str(args.baseline_records), "--repeats", str(args.repeats)]
     extract += ["--adapter", args.adapter] if args.adapter else []
     extract += ["--index", args.index] if args.index else []
