@@ -90,8 +90,9 @@ class Naive:
         return out
 
 
-def relcli_side(loaded, template: str, *, chat: bool, batch_size: int, sort: bool = True, examples_for=None):
-    generator = Generator(loaded, template, SEMEVAL, chat=chat, batch_size=batch_size)
+def relcli_side(loaded, template: str, *, chat: bool, batch_size: int, sort: bool = True, early_stop: bool = True,
+                examples_for=None):
+    generator = Generator(loaded, template, SEMEVAL, chat=chat, batch_size=batch_size, early_stop=early_stop)
 
     def run(records: list[dict]) -> list[dict]:
         if sort:
@@ -173,13 +174,15 @@ def main() -> None:
                             bf16, subset, args.repeats, peak, warmup, params, base["records/s"]))
     rows.append(measure(f"relcli simple fp32 batch {args.batch_size}", relcli_side(fp32, SIMPLE, chat=True, batch_size=args.batch_size),
                         fp32, subset, args.repeats, peak, warmup, params, base["records/s"]))
+    rows.append(measure(f"relcli simple bf16 batch {args.batch_size}, no early stop", relcli_side(bf16, SIMPLE, chat=True, batch_size=args.batch_size, early_stop=False),
+                        bf16, subset, args.repeats, peak, warmup, params, base["records/s"]))
     rows.append(measure(f"relcli simple bf16 batch {args.batch_size}, unsorted", relcli_side(bf16, SIMPLE, chat=True, batch_size=args.batch_size, sort=False),
                         bf16, subset, args.repeats, peak, warmup, params, base["records/s"]))
     notes = [
         f"{len(subset)} SemEval test records, smollm2-135m ({params / 1e6:.0f}M parameters), torch threads {torch.get_num_threads()}",
         f"matmul 2048²: bf16 {peak:.0f} GFLOP/s, fp32 {peak32:.0f} GFLOP/s (measured in this run); hw fraction = 2 x params x useful tokens/s over the bf16 rate",
         "naive baseline timed once (it is slow), relcli rows: median of "
-        f"{args.repeats} after a warm-up batch; relcli decodes constrained to the label trie",
+        f"{args.repeats} after a warm-up batch; relcli decodes constrained to the label trie and stops a row once its label is decided (early stop)",
         "padding % = tokens computed beyond the useful ones (left padding in prefill, finished rows in decode steps)",
     ]
     report(args.results, "extract_vs_baseline", "extract: relcli vs the paper code's loop (same records)", rows, notes)
