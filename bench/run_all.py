@@ -70,8 +70,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--scale", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=20_000)
-    parser.add_argument("--only", nargs="+", choices=["extract", "finetune", "index", "memory"],
-                        default=["extract", "finetune", "index", "memory"])
+    parser.add_argument("--only", nargs="*", choices=["extract", "finetune", "index", "memory"],
+                        default=["extract", "finetune", "index", "memory"],
+                        help="scripts to run; none (a bare --only) prints the headline of the saved results")
     args = parser.parse_args()
     common = ["--data", str(args.data), "--results", str(args.results)] + (["--threads", str(args.threads)] if args.threads else [])
     extract = ["--records", str(args.records), "--baseline-records", str(args.baseline_records), "--repeats", str(args.repeats)]
@@ -92,9 +93,11 @@ def main() -> None:
         seconds[name] = round(time.perf_counter() - begun, 1)
     total = time.perf_counter() - started
     results = json.loads(args.results.read_text())
-    print(f"### relcli bench: headline ({total / 60:.1f} min wall; per script s: {seconds})\n")
+    timing = f" ({total / 60:.1f} min wall; seconds per script: {seconds})" if seconds else f" (saved in {args.results})"
+    print(f"### relcli bench: headline{timing}\n")
     print(markdown_table(headline(results)))
-    save_results(args.results, "run_all", {"wall_seconds": round(total, 1), "script_seconds": seconds})
+    if seconds:
+        save_results(args.results, "run_all", {"wall_seconds": round(total, 1), "script_seconds": seconds})
 
 
 if __name__ == "__main__":
