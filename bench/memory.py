@@ -59,12 +59,17 @@ def main() -> None:
     parser = arguments(__doc__, repeats=1)
     parser.add_argument("--small", type=int, default=1000, help="records of the small extract run")
     parser.add_argument("--large", type=int, default=20_000, help="records of the large extract run")
-    parser.add_argument("--steps", type=int, default=3, help="finetune steps per run")
+    parser.add_argument("--steps", type=int, default=3, help="finetune steps per run (0: skip the finetune runs)")
     parser.add_argument("--batch-size", type=int, default=8, help="finetune batch size")
     args = parse(parser)
 
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else None
     records = semeval(args.data, "train") + semeval(args.data, "test")
+    notes = [
+        "peak RSS of each subprocess from os.wait4 (ru_maxrss); one run each",
+        "extract uses a tiny random llama with smollm2's tokenizer: the same streaming code path, smaller compute; flat memory means the large run is within 10% of the small one",
+        f"finetune: compact prompts of the first {args.steps * args.batch_size} SemEval train records, batch {args.batch_size}",
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -75,6 +80,8 @@ def main() -> None:
                                                   "-i", str(source), "-o", str(tmp / f"out{n}.jsonl")], env=env)
             rows.append({"run": f"relcli extract, tiny llama, {n} records", "peak RSS MiB": rss, "seconds": seconds})
         rows[1]["vs small"] = f"{100 * (rows[1]['peak RSS MiB'] / rows[0]['peak RSS MiB'] - 1):+.1f}%"
+        if not args.steps:
+            return report(args.results, "memory", "memory: peak RSS of the CLI", rows, notes[:2])
         prompts = write_jsonl(tmp / "prompts.jsonl", prompt_records(records[: args.steps * args.batch_size], COMPACT, SEMEVAL, "compact", "semeval"))
         for quantize in ("none", "4bit"):
             rss, seconds = run_peak_rss(RELCLI + ["finetune", "-m", "smollm2-135m", "-i", str(prompts), "-o", str(tmp / f"ft-{quantize}"),
@@ -82,11 +89,6 @@ def main() -> None:
                                                   "--batch-size", str(args.batch_size), "--save-steps", "1000"], env=env)
             rows.append({"run": f"relcli finetune smollm2-135m --quantize {quantize}, {args.steps} steps", "peak RSS MiB": rss, "seconds": seconds})
         rows[3]["vs small"] = f"{100 * (rows[3]['peak RSS MiB'] / rows[2]['peak RSS MiB'] - 1):+.1f}% vs none"
-    notes = [
-        "peak RSS of each subprocess from os.wait4 (ru_maxrss); one run each",
-        "extract uses a tiny random llama with smollm2's tokenizer: the same streaming code path, smaller compute; flat memory means the large run is within 10% of the small one",
-        f"finetune: compact prompts of the first {args.steps * args.batch_size} SemEval train records, batch {args.batch_size}",
-    ]
     report(args.results, "memory", "memory: peak RSS of the CLI", rows, notes)
 
 

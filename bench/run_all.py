@@ -55,6 +55,7 @@ def headline(results: dict) -> list[dict]:
         rows.append({"measure": "extract peak RSS MiB, small vs large input",
                      "relcli": f"{memory[0]['peak RSS MiB']:.0f} vs {memory[1]['peak RSS MiB']:.0f}", "baseline": "",
                      "ratio": memory[1]["vs small"], "target": "within 10%"})
+    if len(memory) == 4:
         rows.append({"measure": "finetune peak RSS MiB, --quantize none vs 4bit",
                      "relcli": f"{memory[2]['peak RSS MiB']:.0f} vs {memory[3]['peak RSS MiB']:.0f}", "baseline": "",
                      "ratio": memory[3]["vs small"], "target": ""})
