@@ -80,9 +80,8 @@ def trie_processor(trie: LabelTrie, start: int):
 
 
 def trie_stop(trie: LabelTrie, start: int):
-    """A StoppingCriteria that finishes a row as soon as its tokens leave one label possible; with
-    label sets like SemEval's (a shared relation name, then the direction) that saves about a
-    third of the decode steps."""
+    """A StoppingCriteria that finishes a row as soon as its tokens leave one label possible. With
+    SemEval's labels and SmolLM2's tokenizer a batch needs at most 9 decode steps instead of 14."""
     import torch
     from transformers import StoppingCriteria
 

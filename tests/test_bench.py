@@ -36,7 +36,7 @@ def test_save_results_merges_sections(tmp_path):
 def test_run_peak_rss_measures_the_child_alone():
     small, _ = common.run_peak_rss([sys.executable, "-c", "pass"])
     big, _ = common.run_peak_rss([sys.executable, "-c", "x = bytearray(200_000_000); x[::4096] = b'1' * len(x[::4096])"])
-    assert big - small > 150
+    assert big > 190 and small < big, (small, big)
 
 
 def test_run_peak_rss_reports_failure():
