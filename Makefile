@@ -27,6 +27,23 @@ demo: install
 	$(MAKE) -C examples/semeval OUT=out-demo DATA=$(abspath $(DATA)) TRAIN_N=$(DEMO_TRAIN) TEST_N=$(DEMO_TEST) EPOCHS=1 ft
 	$(BIN)/relcli score -i examples/semeval/out-demo/ft.preds.jsonl
 
+# Speed and memory against baselines on this machine: markdown tables on stdout, numbers in
+# bench/results.json (~30 min on a 2-core CPU). Scale with e.g. `make bench BENCH_RECORDS=2717`;
+# add a fine-tuned adapter / an index of SemEval train with BENCH_ADAPTER=DIR / BENCH_INDEX=DIR.
+BENCH_RECORDS  ?= 500
+BENCH_BASELINE ?= 100
+BENCH_REPEATS  ?= 3
+BENCH_STEPS    ?= 8
+BENCH_SCALE    ?= 100000
+BENCH_LARGE    ?= 20000
+BENCH_ADAPTER  ?=
+BENCH_INDEX    ?=
+bench: install
+	$(BIN)/python bench/run_all.py --data $(abspath $(DATA)) --records $(BENCH_RECORDS) \
+		--baseline-records $(BENCH_BASELINE) --repeats $(BENCH_REPEATS) --steps $(BENCH_STEPS) \
+		--scale $(BENCH_SCALE) --large $(BENCH_LARGE) \
+		$(if $(BENCH_ADAPTER),--adapter $(BENCH_ADAPTER)) $(if $(BENCH_INDEX),--index $(BENCH_INDEX))
+
 test: install
 	$(BIN)/python -m pytest -q
 

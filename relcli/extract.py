@@ -42,21 +42,25 @@ class LabelTrie:
         self.end_id = end_id
         self.children: dict[tuple[int, ...], set[int]] = {}
         self.labels: dict[tuple[int, ...], str] = {}
+        below: dict[tuple[int, ...], set[str]] = {}
         for label in labels:
             ids = tuple(tokenizer(label, add_special_tokens=False).input_ids) + (end_id,)
             self.labels[ids] = label
             for i in range(len(ids)):
                 self.children.setdefault(ids[:i], set()).add(ids[i])
+            for i in range(len(ids) + 1):
+                below.setdefault(ids[:i], set()).add(label)
         self.depth = max(len(ids) for ids in self.labels)
+        # prefixes that leave one label possible: constrained decoding can stop there
+        self.decided = {prefix: next(iter(names)) for prefix, names in below.items() if len(names) == 1}
 
     def allowed(self, prefix: tuple[int, ...]) -> list[int]:
         return sorted(self.children.get(prefix, (self.end_id,)))
 
     def label(self, ids: Sequence[int]) -> str | None:
+        """The label generated ids decide (the shortest deciding prefix counts), or None."""
         ids = tuple(ids)
-        if self.end_id in ids:
-            ids = ids[: ids.index(self.end_id) + 1]
-        return self.labels.get(ids)
+        return next((self.decided[ids[:i]] for i in range(len(ids) + 1) if ids[:i] in self.decided), None)
 
 
 def trie_processor(trie: LabelTrie, start: int):
@@ -73,6 +77,20 @@ def trie_processor(trie: LabelTrie, start: int):
             return scores + mask
 
     return TrieLogits()
+
+
+def trie_stop(trie: LabelTrie, start: int):
+    """A StoppingCriteria that finishes a row as soon as its tokens leave one label possible. With
+    SemEval's labels and SmolLM2's tokenizer a batch needs at most 9 decode steps instead of 14."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Decided(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            rows = input_ids[:, start:].tolist()
+            return torch.tensor([tuple(row) in trie.decided for row in rows], device=input_ids.device)
+
+    return Decided()
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -118,6 +136,7 @@ class Generator:
     batch_size: int = 16
     max_new_tokens: int = 30
     explain: bool = False
+    early_stop: bool = True  # constrained: stop once the label is decided (off under --explain, which shows the raw output)
     negative: str | None = None
     stats: ExtractStats = field(default_factory=ExtractStats)
 
@@ -150,6 +169,7 @@ class Generator:
                 do_sample=False,
                 max_new_tokens=self.trie.depth if constrained else self.max_new_tokens,
                 logits_processor=[trie_processor(self.trie, start)] if constrained else None,
+                stopping_criteria=[trie_stop(self.trie, start)] if constrained and self.early_stop and not self.explain else None,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )

@@ -51,7 +51,8 @@ def test_trie_allows_only_label_continuations(llama):
     for label in labels:
         assert trie.allowed(tuple(ids[label])) == [tokenizer.eos_token_id]
         assert trie.label(ids[label] + [tokenizer.eos_token_id, 0, 0]) == label  # padding after the end
-    assert trie.label(ids["Other"]) is None and trie.label([]) is None  # unfinished
+    assert trie.label(ids["Other"]) == "Other"  # decided before its end token (early stop)
+    assert trie.label([]) is None  # undecided
 
 
 def test_free_generation_maps_or_counts_and_falls_back_to_the_negative(llama):
