@@ -82,18 +82,20 @@ def matmul_gflops(dtype: str = "bfloat16", size: int = 2048, repeats: int = 5) -
 def run_peak_rss(cmd: Sequence[str], stdin: Path | None = None, env: dict | None = None) -> tuple[float, float]:
     """Run a command to completion; its peak resident memory in MiB and its wall seconds.
 
-    os.wait4 gives this child's own rusage, so several runs in one process do not mix."""
+    The command runs under GNU time: a child forked straight from this (large) Python process
+    would inherit its resident size in ru_maxrss, so os.wait4 here would over-report."""
+    timer = Path("/usr/bin/time")
+    if not timer.exists():
+        raise RuntimeError("the memory bench needs GNU time (/usr/bin/time; Debian package `time`)")
     started = time.perf_counter()
     with open(stdin or os.devnull, "rb") as source:
-        proc = subprocess.Popen(cmd, stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env={**os.environ, **(env or {})})
-        stderr = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {proc.returncode}: {tail[0]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - started
+        done = subprocess.run([str(timer), "-f", "relcli-peak-rss-kb %M", *map(str, cmd)], stdin=source,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}: {(lines[-2:] or [''])[0]}")
+    peak_kb = next(int(line.split()[-1]) for line in reversed(lines) if line.startswith("relcli-peak-rss-kb"))
+    return peak_kb / 1024, time.perf_counter() - started
 
 
 def machine() -> dict:
