@@ -33,12 +33,17 @@ def test_save_results_merges_sections(tmp_path):
     assert results["one"]["rows"] == [3] and results["two"]["rows"] == [2]
 
 
+needs_gnu_time = pytest.mark.skipif(not Path("/usr/bin/time").exists(), reason="GNU time (/usr/bin/time) is not installed")
+
+
+@needs_gnu_time
 def test_run_peak_rss_measures_the_child_alone():
     small, _ = common.run_peak_rss([sys.executable, "-c", "pass"])
     big, _ = common.run_peak_rss([sys.executable, "-c", "x = bytearray(200_000_000); x[::4096] = b'1' * len(x[::4096])"])
     assert big > 190 and small < big, (small, big)
 
 
+@needs_gnu_time
 def test_run_peak_rss_reports_failure():
     with pytest.raises(RuntimeError, match="exited 3"):
         common.run_peak_rss([sys.executable, "-c", "import sys; sys.exit(3)"])
