@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from relcli.errors import UserError
-from relcli.records import Record, dumps
+from relcli.records import Record, dumps, mark_entities
 
 POOLINGS = ("entity-start", "cls", "cls+entity")
 HEAD_FILE = "head.safetensors"
@@ -52,21 +52,12 @@ def mark_text(record: Record, entity_types: frozenset[str] | None = None) -> str
     """
     if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
         raise UserError(f"record {record.get('id')!r}: a classifier needs the head and tail spans")
-    text = record["text"]
-    inserts = []
-    for role, span in (("e1", record["head"]), ("e2", record["tail"])):
+    def markers(role: str, span: dict) -> tuple[str, str]:
         kind = span.get("type")
         name = f"{role}:{kind}" if entity_types and kind in entity_types else role
-        start, end = span["start"], span["end"]
-        # Sort key: at one offset close before opening; nested spans open outer-first, close inner-first.
-        inserts.append((start, 1, -end, f"<{name}>"))
-        inserts.append((end, 0, -start, f"</{name}>"))
-    pieces, last = [], 0
-    for offset, *_, token in sorted(inserts):
-        pieces += [text[last:offset], token]
-        last = offset
-    pieces.append(text[last:])
-    return "".join(pieces)
+        return f"<{name}>", f"</{name}>"
+
+    return mark_entities(record, markers("e1", record["head"]), markers("e2", record["tail"]))
 
 
 @dataclass

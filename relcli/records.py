@@ -44,17 +44,20 @@ def make_span(text: str, start: int, end: int, type: str | None = None) -> dict:
 
 
 def mark_entities(record: Record, head: tuple[str, str] = ("<e1>", "</e1>"), tail: tuple[str, str] = ("<e2>", "</e2>")) -> str:
-    """The record's text with the head and tail spans wrapped in markers (either may come first)."""
+    """The record's text with the head and tail spans wrapped in markers (either may come first).
+
+    At one offset closing markers come before opening ones; nested spans open outer-first and
+    close inner-first, and an empty span closes last, so the markers always nest.
+    """
     text = record["text"]
-    inserts = sorted(
-        [(record["head"]["start"], 1, head[0]), (record["head"]["end"], 0, head[1]),
-         (record["tail"]["start"], 1, tail[0]), (record["tail"]["end"], 0, tail[1])],
-        key=lambda item: (item[0], item[1]),
-    )
+    inserts = []
+    for span, (opening, closing) in ((record["head"], head), (record["tail"], tail)):
+        start, end = span["start"], span["end"]
+        inserts.append((start, 1, -end, opening))
+        inserts.append((end, 0 if end > start else 2, -start, closing))
     pieces, last = [], 0
-    for offset, _, marker in inserts:
-        pieces.append(text[last:offset])
-        pieces.append(marker)
+    for offset, _, _, marker in sorted(inserts):
+        pieces += [text[last:offset], marker]
         last = offset
     pieces.append(text[last:])
     return "".join(pieces)

@@ -24,7 +24,7 @@ import orjson
 
 from relcli.errors import UserError
 from relcli.models import minilm_dir
-from relcli.records import Record, chunks, dumps
+from relcli.records import Record, chunks, dumps, mark_entities
 
 INDEX_FILE = "index.hnsw"
 RECORDS_FILE = "records.jsonl"
@@ -50,20 +50,7 @@ def embed_text(record: Record, mode: str) -> str:
         raise UserError(f"unknown embed mode {mode!r} (choose from {', '.join(EMBED_MODES)})")
     if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
         raise UserError(f"record {record.get('id')!r}: --embed marked needs head and tail spans")
-    text = record["text"]
-    inserts = []
-    for span, opening, closing in ((record["head"], "[E1]", "[/E1]"), (record["tail"], "[E2]", "[/E2]")):
-        start, end = span["start"], span["end"]
-        # At one offset: closings of earlier spans, then openings (longest first), then the
-        # closing of an empty span, so that the markers always nest.
-        inserts.append((start, 1, -end, opening))
-        inserts.append((end, 0 if end > start else 2, -start, closing))
-    pieces, last = [], 0
-    for offset, _, _, marker in sorted(inserts):
-        pieces += [text[last:offset], marker]
-        last = offset
-    pieces.append(text[last:])
-    return "".join(pieces)
+    return mark_entities(record, ("[E1]", "[/E1]"), ("[E2]", "[/E2]"))
 
 
 @functools.lru_cache(maxsize=2)
