@@ -106,6 +106,8 @@ def test_lora_training_lowers_the_loss_and_writes_a_loadable_adapter(tiny_llama,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from relcli.models import load_model
+
     before = completion_loss(tiny_llama)
     summary = train(tiny_llama, tmp_path / "adapter")
     after = completion_loss(str(tmp_path / "adapter"))
@@ -124,7 +126,7 @@ def test_lora_training_lowers_the_loss_and_writes_a_loadable_adapter(tiny_llama,
     base = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
     peft = PeftModel.from_pretrained(base, str(tmp_path / "adapter"))
     ids = torch.tensor([[5, 6, 7, 8]])
-    merged = __import__("relcli.models", fromlist=["load_model"]).load_model(str(tmp_path / "adapter"), dtype="float32")
+    merged = load_model(str(tmp_path / "adapter"), dtype="float32")
     with torch.no_grad():
         assert torch.allclose(peft(input_ids=ids).logits, merged.model(input_ids=ids).logits, atol=1e-4)
 
