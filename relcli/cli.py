@@ -421,7 +421,7 @@ def _finetune_classifier(model, output, input, labels, eval_file, limit, skip_in
         summary = train_classifier(records, model, output, labels=inventory, eval_records=eval_records,
                                    on_log=lambda step, total, loss: bar.update(step, total, {"loss": loss} if step % 25 == 0 else {}),
                                    **{k: v for k, v in options.items() if v is not None})
-    stderr.print(f"classifier written to {output} ({summary.get('steps')} steps, {summary.get('seconds')} s)", highlight=False)
+    stderr.print(f"classifier written to {output} ({summary['steps']} steps, {summary['train_seconds']:.0f} s)", highlight=False)
 
 
 class _TrainingBar:
