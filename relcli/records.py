@@ -150,22 +150,35 @@ def read_jsonl(
     With ``skipped`` given, bad lines are counted there and skipped; otherwise the first one
     raises RecordError naming its line.
     """
+    return parse_lines(lines, lambda line, _: validate(loads(line)) if line.strip() else None, skipped)
+
+
+def loads(line: bytes | str) -> Any:
+    """One JSON value; malformed JSON is a RecordError."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"malformed JSON ({exc.args[0].split(':')[0]})") from None
+
+
+def parse_lines(
+    lines: Iterable[bytes | str],
+    parse: Callable[[Any, int], Record | None],
+    skipped: SkipReport | None = None,
+) -> Iterator[Record]:
+    """``parse(line, number)`` over numbered lines, dropping Nones. A RecordError gets the line
+    number; with ``skipped`` given it is counted there and the line skipped, else it is raised."""
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
         try:
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise RecordError(f"malformed JSON ({exc.args[0].split(':')[0]})") from None
-            record = validate(obj)
+            record = parse(line, number)
         except RecordError as exc:
             exc.line = number
             if skipped is None:
                 raise
             skipped.add(exc)
             continue
-        yield record
+        if record is not None:
+            yield record
 
 
 def dumps(record: Record) -> bytes:

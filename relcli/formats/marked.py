@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from typing import BinaryIO, Iterator
 
-import orjson
-
-from relcli.records import Record, RecordError, SkipReport, make_span, validate_record
+from relcli.records import Record, RecordError, SkipReport, loads, make_span, parse_lines, validate_record
 
 _TAG = re.compile(r"</?e[12]>")
 
@@ -55,10 +53,7 @@ def _parse_line(raw: bytes, number: int) -> Record | None:
         return None
     if not line.startswith("{"):
         return from_marked({"id": f"line-{number}", "text": line})
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise RecordError(f"malformed JSON ({exc.args[0].split(':')[0]})") from None
+    obj = loads(line)
     if not isinstance(obj, dict):
         raise RecordError("a record must be a JSON object")
     return from_marked({"id": f"line-{number}", **obj})
@@ -66,14 +61,4 @@ def _parse_line(raw: bytes, number: int) -> Record | None:
 
 def read(stream: BinaryIO, skipped: SkipReport | None = None) -> Iterator[Record]:
     """Records from marked lines; bad lines raise RecordError, or are counted in ``skipped``."""
-    for number, raw in enumerate(stream, start=1):
-        try:
-            record = _parse_line(raw, number)
-        except RecordError as exc:
-            exc.line = number
-            if skipped is None:
-                raise
-            skipped.add(exc)
-            continue
-        if record is not None:
-            yield record
+    return parse_lines(stream, _parse_line, skipped)
