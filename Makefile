@@ -31,7 +31,7 @@ demo: install
 # bench/results.json (~30 min on a 2-core CPU). Scale with e.g. `make bench BENCH_RECORDS=2717`;
 # add a fine-tuned adapter / an index of SemEval train with BENCH_ADAPTER=DIR / BENCH_INDEX=DIR.
 BENCH_RECORDS  ?= 500
-BENCH_BASELINE ?= 100
+BENCH_ABLATION ?= 100
 BENCH_REPEATS  ?= 3
 BENCH_STEPS    ?= 8
 BENCH_SCALE    ?= 100000
@@ -40,7 +40,7 @@ BENCH_ADAPTER  ?=
 BENCH_INDEX    ?=
 bench: install
 	$(BIN)/python bench/run_all.py --data $(abspath $(DATA)) --records $(BENCH_RECORDS) \
-		--baseline-records $(BENCH_BASELINE) --repeats $(BENCH_REPEATS) --steps $(BENCH_STEPS) \
+		--ablation-records $(BENCH_ABLATION) --repeats $(BENCH_REPEATS) --steps $(BENCH_STEPS) \
 		--scale $(BENCH_SCALE) --large $(BENCH_LARGE) \
 		$(if $(BENCH_ADAPTER),--adapter $(BENCH_ADAPTER)) $(if $(BENCH_INDEX),--index $(BENCH_INDEX))
 

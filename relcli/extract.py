@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
+from relcli.decoding import LabelTrie, trie_decode, trie_processor, trie_stop
 from relcli.labels import negative_label
 from relcli.models import LoadedModel
 from relcli.prompts import render
@@ -33,64 +34,6 @@ def model_input(prompt: str, tokenizer, chat: bool) -> str:
 
 def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
-
-
-class LabelTrie:
-    """Token-id prefix trie over the labels, each label followed by the end token."""
-
-    def __init__(self, tokenizer, labels: Sequence[str], end_id: int):
-        self.end_id = end_id
-        self.children: dict[tuple[int, ...], set[int]] = {}
-        self.labels: dict[tuple[int, ...], str] = {}
-        below: dict[tuple[int, ...], set[str]] = {}
-        for label in labels:
-            ids = tuple(tokenizer(label, add_special_tokens=False).input_ids) + (end_id,)
-            self.labels[ids] = label
-            for i in range(len(ids)):
-                self.children.setdefault(ids[:i], set()).add(ids[i])
-            for i in range(len(ids) + 1):
-                below.setdefault(ids[:i], set()).add(label)
-        self.depth = max(len(ids) for ids in self.labels)
-        # prefixes that leave one label possible: constrained decoding can stop there
-        self.decided = {prefix: next(iter(names)) for prefix, names in below.items() if len(names) == 1}
-
-    def allowed(self, prefix: tuple[int, ...]) -> list[int]:
-        return sorted(self.children.get(prefix, (self.end_id,)))
-
-    def label(self, ids: Sequence[int]) -> str | None:
-        """The label generated ids decide (the shortest deciding prefix counts), or None."""
-        ids = tuple(ids)
-        return next((self.decided[ids[:i]] for i in range(len(ids) + 1) if ids[:i] in self.decided), None)
-
-
-def trie_processor(trie: LabelTrie, start: int):
-    """A LogitsProcessor that masks every token the trie does not allow after the tokens generated
-    so far (from column ``start`` of input_ids)."""
-    import torch
-    from transformers import LogitsProcessor
-
-    class TrieLogits(LogitsProcessor):
-        def __call__(self, input_ids, scores):
-            mask = torch.full_like(scores, float("-inf"))
-            for row, generated in enumerate(input_ids[:, start:].tolist()):
-                mask[row, trie.allowed(tuple(generated))] = 0
-            return scores + mask
-
-    return TrieLogits()
-
-
-def trie_stop(trie: LabelTrie, start: int):
-    """A StoppingCriteria that finishes a row as soon as its tokens leave one label possible. With
-    SemEval's labels and SmolLM2's tokenizer a batch needs at most 9 decode steps instead of 14."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class Decided(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            rows = input_ids[:, start:].tolist()
-            return torch.tensor([tuple(row) in trie.decided for row in rows], device=input_ids.device)
-
-    return Decided()
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -155,11 +98,20 @@ class Generator:
         ]
 
     def _generate(self, texts: list[str]) -> list[list[int]]:
+        tokenizer = self.loaded.tokenizer
+        early_stop = self.early_stop and not self.explain
+        if self.decode == "constrained" and not self.loaded.is_seq2seq:
+            # No special tokens: the label continues the prompt, as in training.
+            prompts = tokenizer(texts, add_special_tokens=False).input_ids
+            return trie_decode(self.loaded.model, prompts, self.trie, tokenizer.pad_token_id, early_stop)
+        return self._hf_generate(texts, early_stop)
+
+    def _hf_generate(self, texts: list[str], early_stop: bool) -> list[list[int]]:
         import torch
 
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
         # As finetune encodes: an encoder input keeps its special tokens (T5's end token), a decoder
-        # prompt has none, since the label continues it.
+        # prompt has none.
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=self.loaded.is_seq2seq).to(model.device)
         start = 1 if self.loaded.is_seq2seq else batch["input_ids"].shape[1]
         constrained = self.decode == "constrained"
@@ -169,7 +121,7 @@ class Generator:
                 do_sample=False,
                 max_new_tokens=self.trie.depth if constrained else self.max_new_tokens,
                 logits_processor=[trie_processor(self.trie, start)] if constrained else None,
-                stopping_criteria=[trie_stop(self.trie, start)] if constrained and self.early_stop and not self.explain else None,
+                stopping_criteria=[trie_stop(self.trie, start)] if constrained and early_stop else None,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )

@@ -9,7 +9,9 @@ import itertools
 import pytest
 from conftest import RECORDS, rc
 
-from relcli.extract import Generator, LabelTrie, map_to_label
+from relcli import extract
+from relcli.extract import Generator, map_to_label
+from relcli.decoding import WIDTH_STEP, LabelTrie, common_prefix
 from relcli.finetune import encode_causal, encode_seq2seq
 from relcli.labels import SEMEVAL, TACRED
 from relcli.models import load_model
@@ -160,23 +162,29 @@ def test_retrieved_examples_reach_the_prompt_of_their_own_record(llama):
 
 
 @pytest.mark.parametrize("model", ["llama", "t5"])
-def test_decoding_sees_the_tokens_training_saw(request, model):
+def test_decoding_sees_the_tokens_training_saw(request, monkeypatch, model):
     """The prompt tokens `extract` feeds the model are exactly those `finetune` trained on."""
     loaded = request.getfixturevalue(model)
     generator = Generator(loaded, BUILTIN["simple"], SEMEVAL, batch_size=4)
     fed = []
-    real_generate = loaded.model.generate
+    if loaded.is_seq2seq:
+        real_generate = loaded.model.generate
 
-    def spy(**kwargs):
-        for ids, mask in zip(kwargs["input_ids"].tolist(), kwargs["attention_mask"].tolist()):
-            fed.append([i for i, m in zip(ids, mask) if m])
-        return real_generate(**kwargs)
+        def spy(**kwargs):
+            for ids, mask in zip(kwargs["input_ids"].tolist(), kwargs["attention_mask"].tolist()):
+                fed.append([i for i, m in zip(ids, mask) if m])
+            return real_generate(**kwargs)
 
-    loaded.model.generate = spy
-    try:
-        generator.predict_batch(RECORDS[:4])
-    finally:
-        del loaded.model.generate
+        monkeypatch.setattr(loaded.model, "generate", spy)
+    else:
+        real_decode = extract.trie_decode
+
+        def spy(model, prompts, *args):
+            fed.extend(map(list, prompts))
+            return real_decode(model, prompts, *args)
+
+        monkeypatch.setattr(extract, "trie_decode", spy)
+    generator.predict_batch(RECORDS[:4])
     prompts = [{"prompt": render(BUILTIN["simple"], r, SEMEVAL), "completion": r["relation"]} for r in RECORDS[:4]]
     if loaded.is_seq2seq:
         trained = [row["input_ids"] for row in encode_seq2seq(loaded.tokenizer, prompts, chat=False, max_length=512)]
@@ -198,3 +206,40 @@ def test_a_trained_adapter_labels_its_training_records(tiny_adapter):
     assert agree >= len(RECORDS) - 1 and free.stats.unmapped <= 1, free.stats
     scores = Generator(loaded, BUILTIN["compact"], SEMEVAL, explain=True).predict_batch(RECORDS[:1])[0]["explain"]
     assert max(scores["label_scores"], key=scores["label_scores"].get) == RECORDS[0]["relation"]
+
+
+@pytest.mark.parametrize("template", ["simple", "compact"])
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_trie_decode_chooses_what_generate_chooses(llama, template, early_stop):
+    """relcli's own decoding loop (shared prefix, forced tokens fed together) and transformers'
+    generate() with the trie processor walk the trie to the same tokens."""
+    generator = Generator(llama, BUILTIN[template], SEMEVAL)
+    texts = generator.inputs(MANY[:16], [()] * 16)
+    generator.early_stop = early_stop
+    ours = generator._generate(texts)
+    theirs = generator._hf_generate(texts, early_stop)
+    end = llama.tokenizer.eos_token_id
+    for mine, hf in zip(ours, theirs):
+        assert generator.trie.label(mine) == generator.trie.label(hf)
+        if not early_stop:  # up to and including the end token; generate pads finished rows after it
+            assert mine == hf[: hf.index(end) + 1]
+
+
+def test_trie_decode_runs_the_shared_prefix_once_and_one_forward_per_branching(llama):
+    trie = LabelTrie(llama.tokenizer, SEMEVAL, llama.tokenizer.eos_token_id)
+    branchings = max(sum(len(trie.children.get(ids[:i], ())) > 1 for i in range(len(ids))) for ids in trie.labels)
+    generator = Generator(llama, BUILTIN["simple"], SEMEVAL)
+    prompts = llama.tokenizer(generator.inputs(MANY[:8], [()] * 8), add_special_tokens=False).input_ids
+    calls = []
+    hook = llama.model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs["input_ids"].shape),
+                                                 with_kwargs=True)
+    try:
+        decode_labels = extract.trie_decode(llama.model, prompts, trie, llama.tokenizer.pad_token_id, early_stop=False)
+    finally:
+        hook.remove()
+    shared = common_prefix(prompts) // WIDTH_STEP * WIDTH_STEP
+    assert calls[0] == (1, shared) and shared > 20  # the instructions, once
+    assert calls[1][0] == 8 and calls[1][1] % WIDTH_STEP == 0  # then every row's own tokens, in a bucketed width
+    assert calls[1][1] - WIDTH_STEP < max(len(p) for p in prompts) - shared <= calls[1][1]
+    assert len(calls) <= 2 + branchings < 2 + trie.depth
+    assert all(ids[-1] == trie.end_id for ids in decode_labels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from relcli.extract import LabelTrie
+from relcli.decoding import LabelTrie
 
 END = 0
 
