@@ -63,7 +63,8 @@ class ForwardMeter:
         self.calls += 1
         self.computed += rows * new
         self.real += int(mask[:, -new:].sum()) if mask is not None else rows * new
-        if new == 1 or kwargs.get("logits_to_keep") == 0:
+        keep = kwargs.get("logits_to_keep")
+        if new == 1 or (isinstance(keep, int) and keep == 0):
             self.label_seconds += seconds
         else:
             self.prompt_seconds += seconds
@@ -173,7 +174,9 @@ def main() -> None:
     size = args.batch_size
 
     def metered(loaded):
-        loaded.meter = ForwardMeter().attach(loaded.model)
+        # a peft model's generate() runs the base model's forward
+        model = loaded.model.get_base_model() if hasattr(loaded.model, "get_base_model") else loaded.model
+        loaded.meter = ForwardMeter().attach(model)
         return loaded
 
     def row(name, run, loaded, subset, repeats=args.repeats, baseline=None):

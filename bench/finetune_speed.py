@@ -122,15 +122,29 @@ def baseline_side(records, steps: int, batch: int, workdir: Path) -> dict:
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True), callbacks=[Steps()])
     with meter:
         result = trainer.train()
+    model.save_pretrained(str(workdir / "baseline"))
     return {"side": "baseline: HF Trainer + peft LoRA (fp32, full logits, random batches)",
             **meter.summary(batch, mean_tokens(tokenizer, data)), "train loss": result.training_loss}
+
+
+def dev_scores(adapter: Path, records: list[dict]) -> dict:
+    """Accuracy and official macro-F1 of an adapter on held-out records, decoded as relcli extract does."""
+    from relcli.extract import Generator
+    from relcli.models import load_model
+    from relcli.scoring import score_records
+
+    predictions = list(Generator(load_model(str(adapter)), COMPACT, SEMEVAL).predict(records))
+    scores = score_records(predictions, scheme="semeval", labels=SEMEVAL)
+    return {"dev accuracy %": scores["accuracy"], "dev macro-F1 %": scores["official"]["f1"]}
 
 
 def main() -> None:
     parser = arguments(__doc__, repeats=1)
     parser.add_argument("--examples", type=int, default=256, help="SemEval train records both sides draw batches from")
     parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps (after one warm-up step)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=16, help="both sides (relcli's default)")
+    parser.add_argument("--dev", type=int, default=0, help="also label this many SemEval test records with each "
+                        "side's adapter (relcli extract's decoding) and report accuracy and macro-F1")
     args = parse(parser)
 
     from transformers import AutoTokenizer
@@ -142,6 +156,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = baseline_side(records, args.steps, args.batch_size, Path(tmp))
         ours = relcli_side(records, args.steps, args.batch_size, Path(tmp), tokenizer)
+        if args.dev:
+            dev = semeval(args.data, "test", args.dev)
+            for row, adapter in ((base, "baseline"), (ours, "relcli")):
+                row.update(dev_scores(Path(tmp) / adapter, dev))
     for row in (base, ours):
         row["speedup tokens/s"] = row["tokens/s"] / base["tokens/s"]
         row["speedup examples/s"] = row["examples/s"] / base["examples/s"]
@@ -152,6 +170,7 @@ def main() -> None:
         "tokens = prompt + label + end token of each example, without padding (padding % is the share of computed tokens that were padding)",
         "both sides train on the same compact prompts (~62 tokens; the paper's prompt with the label list is ~290)",
         "train loss = mean per-completion-token loss over the same steps",
+        *([f"dev = the first {args.dev} SemEval test records, labelled with each side's adapter by relcli's constrained decoding"] if args.dev else []),
     ]
     report(args.results, "finetune", "finetune: relcli vs plain fp32 Trainer + LoRA", [base, ours], notes)
 

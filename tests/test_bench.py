@@ -60,7 +60,7 @@ def test_headline_from_partial_results():
     assert [r["ratio"] for r in rows] == ["+2.0%", "-25.0% vs none"]
 
 
-def test_forward_meter_counts_prefill_padding_and_decode_steps():
+def test_forward_meter_counts_tokens_padding_and_label_forwards():
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -73,5 +73,6 @@ def test_forward_meter_counts_prefill_padding_and_decode_steps():
     ids = torch.tensor([[0, 0, 5, 6], [7, 8, 9, 10]])
     mask = (ids != 0).long()
     model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, min_new_tokens=3, do_sample=False, pad_token_id=0)
-    assert (meter.prefill_tokens, meter.prefill_useful) == (8, 6)
-    assert meter.decode_tokens == 2 * 2  # two decode steps after the prefill produced the first token
+    # a prompt forward of 2 x 4 positions (6 real), then two decode steps of one token per row
+    assert (meter.calls, meter.computed, meter.real) == (3, 8 + 2 * 2, 6 + 2 * 2)
+    assert meter.prompt_seconds > 0 and meter.label_seconds > 0

@@ -228,3 +228,27 @@ def test_presets_are_the_paper_settings_and_flags_override():
     assert TrainConfig.from_preset("paper-t5").lora_r == 4
     with pytest.raises(UserError):
         TrainConfig.from_preset("nope")
+
+
+def test_frozen_to_bf16_keeps_the_trained_weights_fp32(tiny_llama):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from relcli.finetune import frozen_to_bf16
+    from relcli.models import load_model
+
+    model = get_peft_model(load_model(tiny_llama, trainable=True).model, LoraConfig(r=4, target_modules="all-linear"))
+    frozen_to_bf16(model)
+    dtypes = {(p.requires_grad, p.dtype) for p in model.parameters()}
+    assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
+
+
+@pytest.mark.skipif(not __import__("relcli.models").models.bf16_supported(), reason="no bf16 on this CPU")
+def test_bf16_training_lowers_the_loss_and_saves_fp32_lora_weights(tiny_llama, tmp_path):
+    from safetensors.torch import load_file
+
+    before = completion_loss(tiny_llama)
+    train(tiny_llama, tmp_path / "adapter", dtype="bfloat16")
+    assert completion_loss(str(tmp_path / "adapter")) < before * 0.5
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert {str(w.dtype) for w in weights.values()} == {"torch.float32"}
