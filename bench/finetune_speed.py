@@ -135,7 +135,7 @@ def dev_scores(adapter: Path, records: list[dict]) -> dict:
 
     predictions = list(Generator(load_model(str(adapter)), COMPACT, SEMEVAL).predict(records))
     scores = score_records(predictions, scheme="semeval", labels=SEMEVAL)
-    return {"dev accuracy %": scores["accuracy"], "dev macro-F1 %": scores["official"]["f1"]}
+    return {"held-out accuracy %": scores["accuracy"], "held-out macro-F1 %": scores["official"]["f1"]}
 
 
 def main() -> None:
@@ -170,7 +170,7 @@ def main() -> None:
         "tokens = prompt + label + end token of each example, without padding (padding % is the share of computed tokens that were padding)",
         "both sides train on the same compact prompts (~62 tokens; the paper's prompt with the label list is ~290)",
         "train loss = mean per-completion-token loss over the same steps",
-        *([f"dev = the first {args.dev} SemEval test records, labelled with each side's adapter by relcli's constrained decoding"] if args.dev else []),
+        *([f"held-out = the first {args.dev} SemEval test records, labelled with each side's adapter by relcli's constrained decoding"] if args.dev else []),
     ]
     report(args.results, "finetune", "finetune: relcli vs plain fp32 Trainer + LoRA", [base, ours], notes)
 

@@ -66,7 +66,7 @@ def main() -> None:
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else None
     records = semeval(args.data, "train") + semeval(args.data, "test")
     notes = [
-        "peak RSS of each subprocess from os.wait4 (ru_maxrss); one run each",
+        "peak RSS of each subprocess, measured by GNU time; one run each",
         "extract uses a tiny random llama with smollm2's tokenizer: the same streaming code path, smaller compute; flat memory means the large run is within 10% of the small one",
         f"finetune: compact prompts of the first {args.steps * args.batch_size} SemEval train records, batch {args.batch_size}",
     ]
