@@ -161,7 +161,7 @@ def measure(name: str, run, loaded, records: list[dict], repeats: int, peak: flo
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--records", type=int, default=500, help="test records of table 1 (the naive baseline takes ~1 s each)")
-    parser.add_argument("--ablation-records", type=int, default=100, help="test records of table 2")
+    parser.add_argument("--ablation-records", type=int, default=100, help="test records of table 2 (0: skip it)")
     parser.add_argument("--batch-size", type=int, default=16, help="relcli batch size")
     parser.add_argument("--adapter", help="an adapter from relcli finetune (table 1 rows)")
     parser.add_argument("--index", help="an index of SemEval train (relcli RAG row of table 1, k=3)")
@@ -221,6 +221,8 @@ def main() -> None:
     report(args.results, "extract_vs_baseline", f"extract: relcli vs the paper code's loop on {len(subset)} records", rows, notes)
 
     del naive_base
+    if not args.ablation_records:
+        return
     subset = records[: args.ablation_records]
     ablations = [
         ("relcli as shipped", relcli_side(base, SIMPLE, chat=True, batch_size=size), base),

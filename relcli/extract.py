@@ -1,8 +1,8 @@
 """Label RC records with a generator: model inputs, batching, decoding strategies.
 
 Decoding strategies:
-- ``constrained``: greedy generation through a prefix trie of the label inventory, so only a valid
-  label can come out, in as many steps as the longest label has tokens.
+- ``constrained``: greedy decoding through a prefix trie of the label inventory, so only a valid
+  label can come out (relcli.decoding: one forward per branching point of the trie).
 - ``generate``: free greedy generation (the paper's setting), then the text is mapped to a label;
   text that maps to none becomes the negative label and is counted.
 """
