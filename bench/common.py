@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import time
@@ -63,7 +62,7 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: bool = True) -> tuple[flo
     return statistics.median(seconds), result
 
 
-def matmul_gflops(dtype: str = "bfloat16", size: int = 2048, repeats: int = 5) -> float:
+def matmul_gflops(dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
     """The machine's dense matmul rate in GFLOP/s (median over repeats of a size³ matmul loop)."""
     import torch
 
@@ -102,15 +101,16 @@ def machine() -> dict:
     """What the numbers were measured on, including how busy the machine was."""
     import torch
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = Path("/proc/cpuinfo").read_text()
+    from relcli.device import cpu_flags, cpu_has_bf16, cpu_name, placement
+
+    place = placement()
     return {
-        "cpu": model,
+        "cpu": cpu_name(),
+        "cpu_class": "bf16 units (AVX512-BF16/AMX)" if cpu_has_bf16() else "no bf16 units",
+        "simd_flags": " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "amx_bf16": "amx_bf16" in flags,
-        "avx512_bf16": "avx512_bf16" in flags,
+        "relcli_default": place.describe(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
@@ -142,8 +142,9 @@ def save_results(path: Path, section: str, payload: dict) -> None:
 
 
 def report(path: Path, section: str, title: str, rows: list[dict], notes: Sequence[str] = (), **extra) -> None:
-    """Print the section's markdown table (with its notes) and save rows, notes and the machine."""
+    """Print the section's markdown table (with its notes and the machine) and save them."""
     print(f"### {title}\n\n{markdown_table(rows)}\n")
+    print("- machine: " + ", ".join(f"{key} {value}" for key, value in machine().items()))
     for note in notes:
         print(f"- {note}")
     print()

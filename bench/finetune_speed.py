@@ -4,8 +4,9 @@ Both sides train the same LoRA (r 16, alpha 32, all linear layers, no dropout) o
 the same first --examples SemEval train records, batch --batch-size, for 1 warm-up step plus
 --steps timed steps, with the same learning rate and schedule. The baseline is how one would write
 it by hand: fp32 weights and compute, batches padded per batch in random order (no length
-grouping), the default loss (logits over every position; prompt positions masked). relcli: bf16
-autocast, length-grouped batches, loss projected to the vocabulary only at completion positions.
+grouping), the default loss (logits over every position; prompt positions masked). relcli: its
+defaults on this machine (bf16 autocast only where the CPU has bf16 units, fp32 elsewhere),
+length-grouped batches, loss projected to the vocabulary only at completion positions.
 Both train on the same prompts (relcli's compact template), so tokens/s and examples/s agree.
 
 Per-step times come from a trainer callback; tokens per step are counted from the batches the
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from common import arguments, parse, report, semeval
 
+from relcli.device import placement
 from relcli.finetune import TrainConfig, encode_causal, finetune
 from relcli.labels import SEMEVAL
 from relcli.prompts import COMPACT, prompt_records
@@ -88,7 +90,7 @@ def relcli_side(records, steps: int, batch: int, workdir: Path, tokenizer) -> di
     with StepMeter() as meter:
         result = finetune(data, "smollm2-135m", workdir / "relcli", config, template=COMPACT, labels=SEMEVAL,
                           on_log=lambda step, total, logs: meter.step() if not logs else None)
-    return {"side": "relcli finetune (bf16 autocast, completion-only logits, length-grouped)",
+    return {"side": f"relcli finetune ({placement().dtype}, completion-only logits, length-grouped)",
             **meter.summary(batch, mean_tokens(tokenizer, data)), "train loss": result["train_loss"]}
 
 

@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--dtype", help="float32, bfloat16 (default: relcli's probe, relcli.device)")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
 
@@ -63,7 +63,6 @@ def main() -> None:
     train = train[:args.limit] if args.limit else train
     if args.test:
         splits["test"] = read_semeval(DATA / "TEST_FILE_FULL.TXT")
-    bf16 = {"auto": "auto", "on": True, "off": False}[args.bf16]
 
     def log(step, total, loss):
         if step % 25 == 0 or step == total:
@@ -72,9 +71,9 @@ def main() -> None:
     metrics = train_classifier(
         train, "minilm", args.out / "model", labels=SEMEVAL, pooling=args.pooling, epochs=args.epochs, lr=args.lr,
         head_lr=args.head_lr, batch_size=args.batch_size, max_length=args.max_length, dropout=args.dropout,
-        warmup_ratio=args.warmup_ratio, bf16=bf16, seed=args.seed, on_log=log,
+        warmup_ratio=args.warmup_ratio, dtype=args.dtype, seed=args.seed, on_log=log,
         eval_records=splits.get("dev"))
-    classifier = load_classifier(args.out / "model", bf16=bf16)
+    classifier = load_classifier(args.out / "model", dtype=args.dtype)
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "train": metrics}
     for name, records in splits.items():
         started = time.time()

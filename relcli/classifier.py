@@ -26,6 +26,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from relcli.device import Placement, placement
 from relcli.errors import UserError
 from relcli.records import Record, dumps, mark_entities
 
@@ -161,27 +162,10 @@ def _load_pretrained(loader, name: str, what: str):
         raise UserError(f"cannot load {what} from {name!r}: {str(exc).splitlines()[0]}") from None
 
 
-def _use_bf16(bf16: bool | str, device) -> bool:
+def _autocast(place: Placement):
     import torch
 
-    if bf16 != "auto":
-        return bool(bf16)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # CPUs with AVX512-BF16 / AMX run bf16 matmuls several times faster than fp32.
-    return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-
-
-def _autocast(device, enabled: bool):
-    import torch
-
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def _device(device: str | None):
-    import torch
-
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return torch.autocast(place.device.split(":")[0], dtype=place.torch_dtype, enabled=place.half)
 
 
 # ------------------------------------------------------------------------------------- training
@@ -243,10 +227,10 @@ def train_classifier(
     lora_r: int = 16,
     lora_alpha: int = 32,
     seed: int = 13,
-    bf16: bool | str = "auto",
+    dtype: str | None = None,
+    device: str | None = None,
     eval_records: list[Record] | None = None,
     on_log: Callable[[int, int, float], None] | None = None,
-    device: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune an encoder + head on labelled RC records and save it to ``out_dir``.
 
@@ -262,8 +246,8 @@ def train_classifier(
     started = time.time()
     random.seed(seed)
     torch.manual_seed(seed)
-    dev = _device(device)
-    use_bf16 = _use_bf16(bf16, dev)
+    place = placement(device, dtype)
+    dev = place.device
     base = _resolve_base(base_model)
 
     tokenizer = _load_pretrained(AutoTokenizer, base, "tokenizer")
@@ -308,7 +292,7 @@ def train_classifier(
         for batch in _length_batches(train, batch_size, rng):
             ids, mask, positions = (t.to(dev) for t in _pad([train[i] for i in batch], tokenizer.pad_token_id))
             gold = torch.tensor([targets[i] for i in batch], device=dev)
-            with _autocast(dev, use_bf16):
+            with _autocast(place):
                 states = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 logits = head(states, positions)
             loss = torch.nn.functional.cross_entropy(logits.float(), gold)
@@ -323,7 +307,7 @@ def train_classifier(
                 on_log(step, total, losses[-1])
         epoch_loss = sum(losses) / len(losses)
         if eval_records:
-            classifier = Classifier(encoder, head, tokenizer, labels, pooling, types, max_length, dev, use_bf16)
+            classifier = Classifier(encoder, head, tokenizer, labels, pooling, types, max_length, place)
             predicted = [r["predicted"] for r in classifier.predict(eval_records)]
             correct = sum(p == r.get("relation") for p, r in zip(predicted, eval_records))
             history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "eval_accuracy": correct / len(eval_records)})
@@ -332,13 +316,13 @@ def train_classifier(
         encoder = encoder.merge_and_unload()
     seconds = time.time() - started
     metrics = {"steps": step, "epochs": epochs, "examples": len(records), "train_loss": epoch_loss,
-               "train_seconds": round(seconds, 1), "bf16": use_bf16}
+               "train_seconds": round(seconds, 1), "dtype": place.dtype}
     if history:
         metrics["eval"] = history
     training = {"epochs": epochs, "lr": lr, "head_lr": head_lr or lr, "batch_size": batch_size,
                 "warmup_ratio": warmup_ratio, "weight_decay": weight_decay, "dropout": dropout, "lora": lora,
                 "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None, "seed": seed,
-                "bf16": use_bf16, "examples": len(records), "data_sha256": _data_hash(records),
+                "dtype": place.dtype, "device": place.device, "examples": len(records), "data_sha256": _data_hash(records),
                 "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "final_train_loss": epoch_loss}
     _save(Path(out_dir), encoder, head, tokenizer, {
@@ -384,10 +368,10 @@ def read_meta(model_dir: str | os.PathLike) -> dict:
 class Classifier:
     """A trained encoder + head; ``predict`` labels RC records."""
 
-    def __init__(self, encoder, head, tokenizer, labels, pooling, entity_types, max_length, device, bf16):
+    def __init__(self, encoder, head, tokenizer, labels, pooling, entity_types, max_length, place: Placement):
         self.encoder, self.head, self.tokenizer = encoder, head, tokenizer
         self.labels, self.pooling, self.entity_types = list(labels), pooling, entity_types
-        self.max_length, self.device, self.bf16 = max_length, device, bf16
+        self.max_length, self.place = max_length, place
 
     def predict(self, records: Iterable[Record], batch_size: int = 64, explain: bool = False) -> Iterator[Record]:
         """Yield each record with ``predicted`` (and ``explain.label_scores``, label -> probability, when
@@ -404,8 +388,8 @@ class Classifier:
             probs = [None] * len(chunk)
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
-                ids, mask, positions = (t.to(self.device) for t in _pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
-                with torch.no_grad(), _autocast(self.device, self.bf16):
+                ids, mask, positions = (t.to(self.place.device) for t in _pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
+                with torch.no_grad(), _autocast(self.place):
                     logits = self.head(self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, positions)
                 for row, p in zip(rows, torch.softmax(logits.float(), dim=-1).cpu()):
                     probs[row] = p
@@ -416,7 +400,7 @@ class Classifier:
                 yield out
 
 
-def load_classifier(model_dir: str | os.PathLike, device: str | None = None, bf16: bool | str = "auto") -> Classifier:
+def load_classifier(model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None) -> Classifier:
     """Load a directory written by ``train_classifier``."""
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
@@ -424,12 +408,12 @@ def load_classifier(model_dir: str | os.PathLike, device: str | None = None, bf1
     meta = read_meta(model_dir)
     if meta.get("kind") != "classifier":
         raise UserError(f"{model_dir}: relcli.json kind is {meta.get('kind')!r}, not 'classifier'")
-    dev = _device(device)
+    place = placement(device, dtype)
     encoder = _load_pretrained(AutoModel, str(model_dir), "encoder")
     tokenizer = _load_pretrained(AutoTokenizer, str(model_dir), "tokenizer")
     head = _head_module(meta["pooling"], encoder.config.hidden_size, len(meta["labels"]), 0.0)
     head.load_state_dict(load_file(Path(model_dir) / HEAD_FILE))
-    encoder.to(dev)
-    head.to(dev)
+    encoder.to(place.device)
+    head.to(place.device)
     types = frozenset(meta.get("entity_types", [])) if meta.get("typed_markers") else None
-    return Classifier(encoder, head, tokenizer, meta["labels"], meta["pooling"], types, meta["max_length"], dev, _use_bf16(bf16, dev))
+    return Classifier(encoder, head, tokenizer, meta["labels"], meta["pooling"], types, meta["max_length"], place)

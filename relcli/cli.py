@@ -347,7 +347,7 @@ def finetune(
             model, output, input, labels, eval_file, limit, skip_invalid,
             dict(pooling=pooling, typed_markers=typed_markers, epochs=None if epochs is None else int(epochs), lr=lr, head_lr=head_lr,
                  batch_size=batch_size, max_length=max_length, seed=seed, lora=classifier_lora,
-                 lora_r=lora_r, lora_alpha=lora_alpha, bf16=None if dtype in (None, "auto") else dtype == "bfloat16"),
+                 lora_r=lora_r, lora_alpha=lora_alpha, dtype=dtype),
         )
     if method != "lora":
         raise UserError(f"unknown --method {method!r} (lora, classifier)")
@@ -463,7 +463,7 @@ def extract(
     batch_size: int = typer.Option(16, "--batch-size"),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="For --decode generate (default 30) and --task triplets (default 256)."),
     chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Chat-format the prompt (default: as trained; for a base model, when it has a chat template)."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 where supported), float32, bfloat16."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (bf16 where supported), float32, bfloat16."),
     quantize: str = typer.Option("none", "--quantize", help="none, 4bit, 8bit."),
     explain: bool = typer.Option(False, "--explain", help="Add the raw output and per-label scores."),
     resume: bool = typer.Option(False, "--resume", help="Append to -o, skipping ids already written there."),
@@ -559,7 +559,7 @@ def _predictor(model, template, labels, decode, index, k, batch_size, max_new_to
     if meta.get("kind") == "classifier":
         from relcli.classifier import load_classifier
 
-        classifier = load_classifier(resolve_path(model), bf16="auto" if dtype == "auto" else dtype == "bfloat16")
+        classifier = load_classifier(resolve_path(model), dtype=dtype)
         return (lambda records: classifier.predict(records, batch_size=batch_size, explain=explain)), None
     from relcli.extract import Generator, has_chat_template
     from relcli.labels import load_labels

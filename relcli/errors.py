@@ -1,5 +1,15 @@
 """The one exception type the CLI turns into a one-line message and exit code 2."""
 
+from __future__ import annotations
+
 
 class UserError(Exception):
-    """Bad usage or bad input: the message is meant for the user, not a traceback."""
+    """Bad usage or bad input: the message is meant for the user, not a traceback.
+
+    ``param`` names the library parameter at fault (``"batch_size"``); the CLI alone knows which
+    flag sets it and prefixes the message with that flag.
+    """
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param

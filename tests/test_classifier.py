@@ -50,7 +50,7 @@ def base(tmp_path_factory):
     return str(folder)
 
 
-TINY = dict(epochs=40, lr=3e-3, batch_size=4, warmup_ratio=0.0, dropout=0.0, bf16=False, device="cpu")
+TINY = dict(epochs=40, lr=3e-3, batch_size=4, warmup_ratio=0.0, dropout=0.0, dtype="float32", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_saved_directory_is_safetensors_with_meta(trained):
 
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_round_trip_predicts_in_order_from_the_inventory(trained, pooling):
-    classifier = load_classifier(trained[pooling][0], device="cpu", bf16=False)
+    classifier = load_classifier(trained[pooling][0], device="cpu", dtype="float32")
     many = [dict(RECORDS[i % len(RECORDS)], id=f"x{i}", relation=None) for i in range(40)]
     out = list(classifier.predict(iter(many), batch_size=2))  # 2 chunks of 32
     assert [r["id"] for r in out] == [r["id"] for r in many]
@@ -130,7 +130,7 @@ def test_round_trip_predicts_in_order_from_the_inventory(trained, pooling):
 
 
 def test_explain_gives_probabilities(trained):
-    classifier = load_classifier(trained["entity-start"][0], device="cpu", bf16=False)
+    classifier = load_classifier(trained["entity-start"][0], device="cpu", dtype="float32")
     out = next(classifier.predict(RECORDS[:1], explain=True))
     assert list(out["explain"]["label_scores"]) == LABELS
     assert sum(out["explain"]["label_scores"].values()) == pytest.approx(1.0, abs=1e-4)
@@ -144,7 +144,7 @@ def test_typed_markers_and_lora(base, tmp_path):
     assert [e["epoch"] for e in metrics["eval"]] == [1, 2]
     meta = json.loads((tmp_path / "relcli.json").read_text())
     assert meta["typed_markers"] and meta["entity_types"] == ["ANIMAL", "THING"] and meta["training"]["lora"]
-    classifier = load_classifier(tmp_path, device="cpu", bf16=False)
+    classifier = load_classifier(tmp_path, device="cpu", dtype="float32")
     assert classifier.tokenizer.convert_tokens_to_ids("<e1:ANIMAL>") != classifier.tokenizer.unk_token_id
     unseen = dict(records[0], head=dict(records[0]["head"], type="PLANT"))
     assert {r["predicted"] for r in classifier.predict([records[0], unseen])} <= set(LABELS)

@@ -41,13 +41,9 @@ def test_local_folders_hub_ids_and_bad_paths(tmp_path):
             resolve_path(missing)
 
 
-def test_dtype_and_quantization_names():
+def test_quantization_names():
     import torch
 
-    assert models.torch_dtype("float32") is torch.float32 and models.torch_dtype("bf16") is torch.bfloat16
-    assert models.torch_dtype("auto") in (torch.float32, torch.bfloat16)
-    with pytest.raises(UserError, match="unknown dtype"):
-        models.torch_dtype("fp8")
     assert models.quantization_config("none", torch.float32) is None
     assert models.quantization_config("4bit", torch.float32).bnb_4bit_quant_type == "nf4"
     with pytest.raises(UserError, match="unknown quantization"):
