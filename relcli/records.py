@@ -8,9 +8,12 @@ character offsets into ``text`` (``end`` exclusive).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import orjson
 
@@ -153,12 +156,20 @@ def read_jsonl(
     return parse_lines(lines, lambda line, _: validate(loads(line)) if line.strip() else None, skipped)
 
 
+# orjson reads integers past 64 bits as floats (and refuses to write them): lines with such long
+# digit runs go through the standard library, which keeps them exact.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
 def loads(line: bytes | str) -> Any:
     """One JSON value; malformed JSON is a RecordError."""
+    raw = line.encode() if isinstance(line, str) else line
     try:
-        return orjson.loads(line)
+        return json.loads(raw) if _LONG_DIGITS.search(raw) else orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise RecordError(f"malformed JSON ({exc.args[0].split(':')[0]})") from None
+    except (ValueError, RecursionError) as exc:
+        raise RecordError(f"malformed JSON ({str(exc).split(':')[0]})") from None
 
 
 def parse_lines(
@@ -182,7 +193,26 @@ def parse_lines(
 
 
 def dumps(record: Record) -> bytes:
-    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    try:
+        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    except TypeError:  # an integer past 64 bits (see loads)
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def data_hash(rows: Iterable[Record]) -> str:
+    """A short content hash of records (recorded with what was trained or indexed on them)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(dumps(row))
+    return digest.hexdigest()[:16]
+
+
+def sorted_batches(keys: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Index batches over items sorted by ``keys`` (their lengths), so each batch pads little;
+    callers put results back in input order by these indices."""
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
 
 
 def write_jsonl(records: Iterable[Record], out) -> int:

@@ -10,22 +10,20 @@ torch and sentence-transformers are imported only when an embedder is loaded.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import importlib.metadata
-import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import orjson
 
+from relcli import __version__
 from relcli.device import Placement, placement
 from relcli.errors import UserError
-from relcli.models import minilm_dir
+from relcli.models import minilm_dir, quiet_loading
 from relcli.records import Record, chunks, dumps, mark_entities
+from relcli.streams import replacing_dir
 
 INDEX_FILE = "index.hnsw"
 RECORDS_FILE = "records.jsonl"
@@ -66,7 +64,8 @@ def _embedder(model: str, place: Placement):
 
     path = str(minilm_dir()) if model == "minilm" else model
     try:
-        return SentenceTransformer(path, device=place.device, model_kwargs={"dtype": place.torch_dtype})
+        with quiet_loading():
+            return SentenceTransformer(path, device=place.device, model_kwargs={"dtype": place.torch_dtype})
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot load embedding model {model!r}: {reason}") from None
@@ -87,37 +86,8 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         raise UserError(f"{directory} is not a relcli index (no {META_FILE})") from None
     except orjson.JSONDecodeError:
         raise UserError(f"{path} is not valid JSON") from None
-
-
-def _relcli_version() -> str:
-    try:
-        return importlib.metadata.version("relcli")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-@contextlib.contextmanager
-def _replacing_dir(target: Path) -> Iterator[Path]:
-    """A fresh temp dir beside ``target`` that replaces it on success and vanishes on failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    # A non-empty directory cannot be replaced by rename: move the old one aside first.
-    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-    os.replace(target, old / "index")
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old / "index", target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _check_target(out_dir: Path, append: bool, model: str, embed_mode: str) -> dict[str, Any] | None:
@@ -165,7 +135,7 @@ def build_index(
     embedder = load_embedder(model, device, dtype)
     dim = embedder.get_embedding_dimension()
     digest = hashlib.sha256()
-    with _replacing_dir(out_dir) as tmp:
+    with replacing_dir(out_dir) as tmp:
         index = hnswlib.Index(space="cosine", dim=dim)
         if old_meta:
             if old_meta["dimension"] != dim:
@@ -204,7 +174,7 @@ def build_index(
             "m": m,
             "ef_construction": ef_construction,
             "data_sha256": digest.hexdigest(),
-            "relcli_version": _relcli_version(),
+            "relcli_version": __version__,
         }
         (tmp / META_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
     return {**meta, "added": count - start}
@@ -229,12 +199,15 @@ class Index:
         for name in (RECORDS_FILE, INDEX_FILE):
             if not (directory / name).is_file():
                 raise UserError(f"{directory} is an incomplete index: {name} is missing")
-        with open(directory / RECORDS_FILE, "rb") as handle:
-            records = [orjson.loads(line) for line in handle]
-        if len(records) != meta["count"]:
-            raise UserError(f"{directory}: {RECORDS_FILE} has {len(records)} records, {META_FILE} says {meta['count']}")
-        graph = hnswlib.Index(space="cosine", dim=meta["dimension"])
-        graph.load_index(str(directory / INDEX_FILE), max_elements=meta["count"])
+        try:
+            with open(directory / RECORDS_FILE, "rb") as handle:
+                records = [orjson.loads(line) for line in handle]
+            if len(records) != meta["count"]:
+                raise ValueError(f"{RECORDS_FILE} has {len(records)} records, {META_FILE} says {meta['count']}")
+            graph = hnswlib.Index(space="cosine", dim=meta["dimension"])
+            graph.load_index(str(directory / INDEX_FILE), max_elements=meta["count"])
+        except (ValueError, TypeError, KeyError, RuntimeError, OSError) as exc:
+            raise UserError(f"{directory} is a damaged index ({exc}); build it again") from None
         return cls(graph, records, meta, placement(device, dtype))
 
     def __len__(self) -> int:
@@ -306,3 +279,8 @@ def knn_vote(neighbours: Neighbours) -> tuple[str | None, dict[str, float]]:
     # sorted() is stable, so equal scores keep first-seen (nearest) order.
     ranked = dict(sorted(scores.items(), key=lambda item: -item[1]))
     return next(iter(ranked), None), ranked
+
+
+def neighbours_for(index: "Index", k: int) -> Callable[[list[Record]], list[list[Record]]]:
+    """Retrieval as a function: a batch of records -> the k nearest indexed records of each."""
+    return lambda batch: [[neighbour for neighbour, _ in hits] for hits in index.search(batch, k)]

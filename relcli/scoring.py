@@ -294,6 +294,18 @@ def score_records(
     return report(tally(records), scheme, negative, labels)
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse, before scoring, a confusion-matrix path that cannot be drawn to or written."""
+    from relcli.streams import check_writable
+
+    if Path(path).suffix.lower() not in PLOT_SUFFIXES:
+        raise UserError(f"{path}: the image type comes from the suffix: {', '.join(PLOT_SUFFIXES)}", param="confusion")
+    check_writable(path, "confusion")
+
+
 def plot_confusion(confusion: dict, path: Path) -> None:
     """Draw the confusion matrix (gold rows x predicted columns) as an image file."""
     try:

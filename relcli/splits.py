@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable, Iterator
 
+from relcli.errors import UserError
 from relcli.records import Record
 
 SPLITS = ("train", "dev")
@@ -22,6 +23,14 @@ def split_of(record_id: str | int, dev_fraction: float, seed: int) -> str:
 
 def carve_dev(records: Iterable[Record], dev_fraction: float, seed: int, only: str | None = None) -> Iterator[Record]:
     """Each record with ``"split": "train"|"dev"`` added; with ``only``, just that side."""
+    if dev_fraction is None:
+        raise UserError("choosing a side (train or dev) needs a dev fraction", param="only")
+    if only is not None and only not in SPLITS:
+        raise UserError(f"{only!r}: the sides are train and dev", param="only")
+    return _carve(records, dev_fraction, seed, only)
+
+
+def _carve(records: Iterable[Record], dev_fraction: float, seed: int, only: str | None) -> Iterator[Record]:
     for record in records:
         split = split_of(record["id"], dev_fraction, seed)
         if only is None or split == only:

@@ -1,15 +1,18 @@
-"""Command-line plumbing shared by the subcommands: input/output streams and progress bars.
+"""Streams and files: stdin/stdout, atomic files and folders, --resume and --shard plumbing.
 
-Only ``cli.py`` and this module know about stdin/stdout/stderr; library modules take and return
-Python objects.
+Every file or folder relcli writes appears whole or not at all: it is written under a temp name
+beside its target and renamed into place, with the permissions the user's umask gives a new file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, TypeVar
 
@@ -22,8 +25,14 @@ def _is_stdio(path: Path | None) -> bool:
     return path is None or str(path) == "-"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
-def open_input(path: Path | None) -> Iterator[BinaryIO]:
+def open_input(path: Path | None, param: str = "input") -> Iterator[BinaryIO]:
     """The file at ``path``, or stdin for None / ``-``, opened for binary line iteration."""
     if _is_stdio(path):
         yield sys.stdin.buffer
@@ -31,39 +40,103 @@ def open_input(path: Path | None) -> Iterator[BinaryIO]:
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
-        raise UserError(f"no such file: {path}") from None
+        raise UserError(f"no such file: {path}", param=param) from None
     except IsADirectoryError:
-        raise UserError(f"{path} is a directory, expected a JSONL file") from None
+        raise UserError(f"{path} is a directory, expected a file", param=param) from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}", param=param) from None
     with handle:
         yield handle
 
 
-@contextlib.contextmanager
-def open_output(path: Path | None, append: bool = False) -> Iterator[BinaryIO]:
-    """stdout for None / ``-``; otherwise a file written atomically (temp file + rename).
+def _temp_beside(path: Path, param: str, directory: bool = False) -> Path:
+    """A fresh temp file or folder next to ``path`` with umask permissions (mkstemp makes 0600)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+            os.chmod(tmp, 0o777 & ~_umask())
+        else:
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            tmp = Path(name)
+            os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}", param=param) from None
+    return tmp
 
-    With ``append`` the file is opened for appending instead, flushed line by line by the caller,
-    which is what resumable jobs need: whatever was written before a kill stays.
-    """
+
+def check_writable(path: Path, param: str = "output", directory: bool = False) -> None:
+    """Refuse, before any work, an output path that cannot be written as asked."""
+    path = Path(path)
+    if path.is_dir() and not directory:
+        raise UserError(f"{path} is a directory, expected a file", param=param)
+    if path.exists() and directory and not path.is_dir():
+        raise UserError(f"{path} exists and is not a folder", param=param)
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: {parent} is not a writable folder", param=param)
+
+
+@contextlib.contextmanager
+def open_output(path: Path | None, param: str = "output") -> Iterator[BinaryIO]:
+    """stdout for None / ``-``; otherwise a file written atomically (temp file + rename)."""
     if _is_stdio(path):
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if append:
-        with open(path, "ab") as handle:
-            yield handle
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    check_writable(path, param)
+    tmp = _temp_beside(path, param)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             yield handle
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    with open_output(Path(path)) as out:
+        out.write(data)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextlib.contextmanager
+def replacing_dir(target: Path, param: str = "output") -> Iterator[Path]:
+    """A fresh temp folder beside ``target`` that replaces it on success and vanishes on failure.
+
+    An existing folder is swapped out in one rename where the system allows it, so a kill at any
+    moment leaves either the old folder or the new one at ``target``.
+    """
+    target = Path(target)
+    check_writable(target, param, directory=True)
+    tmp = _temp_beside(target, param, directory=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not target.exists():
+        os.replace(tmp, target)
+    elif _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the old folder
+    else:
+        old = _temp_beside(target, param, directory=True)
+        os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None, unit: str = "records") -> Iterator[T]:
@@ -83,30 +156,69 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
             bar.advance(task)
 
 
-def finished_ids(path: Path) -> set:
-    """Ids already written to a JSONL output by an earlier, interrupted run.
-
-    A run killed mid-write can leave a partial last line; it is cut off so the resumed run
-    rewrites that record whole.
-    """
-    import orjson
-
-    if not path.exists():
-        return set()
-    with open(path, "rb+") as handle:
-        data = handle.read()
-        complete = data.rfind(b"\n") + 1
-        if complete < len(data):
-            handle.truncate(complete)
-    return {orjson.loads(line)["id"] for line in data[:complete].splitlines() if line.strip()}
-
-
 def count_lines(path: Path | None) -> int | None:
     """Non-blank lines of a file (None for stdin), for progress totals and sharding."""
     if _is_stdio(path):
         return None
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         return sum(1 for line in handle if line.strip())
+
+
+@dataclass
+class Resume:
+    """What an interrupted run left in its output: the ids of its complete lines, in order, and
+    how many bytes of the file they fill (a torn last line beyond them is rewritten)."""
+
+    path: Path
+    ids: list
+    keep: int
+    size: int
+    ends_line: bool = True
+
+    @classmethod
+    def read(cls, path: Path, input: Path | None) -> "Resume":
+        """Read (never change) what ``path`` holds; refuses an output that is the input."""
+        import orjson
+
+        if input is not None and not _is_stdio(input) and Path(path).exists() and Path(input).exists() \
+                and os.path.samefile(path, input):
+            raise UserError("the output is the input file: --resume appends to -o, so they must differ", param="output")
+        if not Path(path).exists():
+            return cls(Path(path), [], 0, 0)
+        data = Path(path).read_bytes()
+        keep, ids = 0, []
+        for line in data.splitlines(keepends=True):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                break  # a line torn by a kill: everything from here is redone
+            if not isinstance(record, dict) or "id" not in record:
+                raise UserError(f"{path} holds a line that is not a relcli record; not resuming into it", param="output")
+            ids.append(record["id"])
+            keep += len(line)
+        return cls(Path(path), ids, keep, len(data), data[:keep].endswith(b"\n") or not keep)
+
+    def skip_done(self, records: Iterator[dict]) -> Iterator[dict]:
+        """The input records after those already written, checking the written ones are the
+        input's first records (by id, in order), so another input's output is never mixed in."""
+        for number, written in enumerate(self.ids, start=1):
+            record = next(records, None)
+            if record is None or record.get("id") != written:
+                raise UserError(f"{self.path} line {number} (id {written!r}) does not match the input's record "
+                                f"{number} ({None if record is None else record.get('id')!r}): not this input's output",
+                                param="output")
+        return records
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        """The output for appending, after cutting a torn last line and ending a complete one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as handle:
+            if self.keep < self.size:
+                handle.truncate(self.keep)
+            elif not self.ends_line:
+                handle.write(b"\n")
+            yield handle
 
 
 def shard_bounds(spec: str, total: int) -> tuple[int, int]:
@@ -115,7 +227,7 @@ def shard_bounds(spec: str, total: int) -> tuple[int, int]:
     try:
         k, n = (int(part) for part in spec.split("/"))
     except ValueError:
-        raise UserError(f"--shard {spec!r}: expected K/N, e.g. 2/8") from None
+        raise UserError(f"{spec!r}: expected K/N, e.g. 2/8", param="shard") from None
     if not 1 <= k <= n:
-        raise UserError(f"--shard {spec!r}: K must be between 1 and N")
+        raise UserError(f"{spec!r}: K must be between 1 and N", param="shard")
     return total * (k - 1) // n, total * k // n

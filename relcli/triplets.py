@@ -1,4 +1,4 @@
-"""End-to-end triplets as text: linearisation, tolerant parsing, prompts and greedy generation.
+"""End-to-end triplets as text: linearisation, tolerant parsing and prompts.
 
 Two output styles are spoken:
 
@@ -9,8 +9,7 @@ Two output styles are spoken:
   answer of an instruct model.
 
 Both list triplets in order of head appearance in the text. Parsing never raises: it recovers every
-well-formed triplet and counts what it could not use. torch/transformers are imported only by
-:func:`generate_triplets`.
+well-formed triplet and counts what it could not use. Generation lives in relcli.triplet_extract.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relcli.errors import UserError
@@ -237,113 +235,7 @@ def relations_of(records: Iterable[Record]) -> list[str]:
     return sorted({t["relation"] for record in records for t in record.get("triplets") or []})
 
 
-class RelationConstraint:
-    """A transformers logits processor that keeps the REBEL relation slot inside an inventory.
-
-    After ``<obj>``, only token sequences that spell an inventory relation are allowed; once one
-    is complete, the next token must be a REBEL marker or end of sequence. Relations are tokenised
-    as they appear after ``<obj>`` in a linearisation (followed by ``<subj>`` or by nothing), so
-    the allowed sequences match what the model was trained on. Rows with an unknown prefix (only
-    possible if generation started inside the slot) are left alone.
-    """
-
-    def __init__(self, tokenizer, relations: Sequence[str], prompt_length: int):
-        self.prompt_length = prompt_length
-        self.markers = [tokenizer.convert_tokens_to_ids(t) for t in REBEL_TOKENS]
-        if tokenizer.unk_token_id in self.markers or None in self.markers:
-            raise UserError("the relation constraint needs a tokenizer that knows " + " ".join(REBEL_TOKENS))
-        self.obj = self.markers[2]
-        self.ends = self.markers + [tokenizer.eos_token_id]
-        self.trie: dict = {}
-        for relation in relations:
-            for suffix in (" <subj>", ""):
-                ids = tokenizer.encode(f"<obj> {relation}{suffix}", add_special_tokens=False)
-                ids = ids[ids.index(self.obj) + 1 :]
-                if suffix:
-                    ids = ids[: ids.index(self.markers[1])]
-                node = self.trie
-                for token in ids:
-                    node = node.setdefault(token, {})
-                node[None] = {}
-
-    def _allowed(self, generated: list[int]) -> list[int] | None:
-        if self.obj not in generated:
-            return None
-        after = generated[len(generated) - generated[::-1].index(self.obj) :]
-        if any(token in self.markers for token in after):
-            return None
-        node = self.trie
-        for token in after:
-            if token not in node:
-                return None
-            node = node[token]
-        return [t for t in node if t is not None] + (self.ends if None in node else [])
-
-    def __call__(self, input_ids, scores):
-        for row, ids in enumerate(input_ids[:, self.prompt_length :].tolist()):
-            allowed = self._allowed(ids)
-            if allowed is not None:
-                keep = scores[row, allowed]
-                scores[row] = float("-inf")
-                scores[row, allowed] = keep
-        return scores
-
-
-def generate_triplets(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    *,
-    max_new_tokens: int = 128,
-    relation_constraint: Sequence[str] | None = None,
-    batch_size: int = 8,
-) -> list[str]:
-    """Greedy generations for ``prompts``, one string each, batched.
-
-    Works for decoder-only models (left padding, only new tokens returned) and seq2seq models
-    (``model.config.is_encoder_decoder``). REBEL markers survive decoding even when they are
-    special tokens; the tokenizer's other special tokens (pad, eos, ...) are removed. With
-    ``relation_constraint`` (an inventory), the REBEL relation slot is constrained to it.
-    """
-    import torch
-
-    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    drop = set(tokenizer.all_special_ids) - set(tokenizer.convert_tokens_to_ids(REBEL_TOKENS))
-    padding_side, was_training = tokenizer.padding_side, model.training
-    tokenizer.padding_side = "right" if seq2seq else "left"
-    model.eval()
-    outputs: list[str] = []
-    try:
-        for first in range(0, len(prompts), batch_size):
-            # Framed as `relcli finetune` encodes prompts: a decoder's prompt text is complete already.
-            batch = tokenizer(
-                list(prompts[first : first + batch_size]), return_tensors="pt", padding=True,
-                add_special_tokens=seq2seq,
-            ).to(model.device)
-            prompt_length = 0 if seq2seq else batch["input_ids"].shape[1]
-            processors = (
-                [RelationConstraint(tokenizer, relation_constraint, prompt_length)] if relation_constraint else None
-            )
-            with torch.no_grad():
-                generated = model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                    pad_token_id=pad_id,
-                    logits_processor=processors,
-                )
-            for ids in generated[:, prompt_length:].tolist():
-                kept = [token for token in ids if token not in drop]
-                outputs.append(tokenizer.decode(kept, skip_special_tokens=False).strip())
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
-    return outputs
-
-
-# --- prompt datasets and extraction over records ---------------------------------------------
+# --- prompt datasets ------------------------------------------------------------------------
 
 ShotsFor = Callable[[list[Record]], list[list[Record]]]
 
@@ -416,61 +308,25 @@ def check_completions(prompts: Iterable[Record], style: str, relations: Sequence
             raise UserError(f"prompt {p.get('id')!r}: completion is not a clean {style} linearisation over the inventory")
 
 
-def knows_rebel_tokens(tokenizer) -> bool:
-    """Whether the tokenizer has the REBEL markers as single tokens (they are added by finetune)."""
-    ids = tokenizer.convert_tokens_to_ids(REBEL_TOKENS)
-    return None not in ids and tokenizer.unk_token_id not in ids
+def shots_function(shots: int, shots_from: str | None, index=None) -> ShotsFor | None:
+    """The demonstrations asked for: ``shots`` retrieved from ``index`` (a loaded relcli index), or
+    the first ``shots`` records of the file ``shots_from``; None for zero-shot."""
+    if not shots:
+        if index is not None or shots_from:
+            raise UserError("demonstrations come from an index or a file: say how many", param="shots")
+        return None
+    if index is not None:
+        from relcli.retrieval import neighbours_for
 
+        return neighbours_for(index, shots)
+    if not shots_from:
+        raise UserError("demonstrations need an index (retrieved) or a file of training records (the first N)", param="shots")
+    import itertools
+    from pathlib import Path
 
-@dataclass
-class TripletExtractor:
-    """A generator model plus what turns end-to-end records into ``predicted_triplets``."""
+    from relcli.records import read_jsonl
+    from relcli.streams import open_input
 
-    loaded: Any  # relcli.models.LoadedModel
-    style: str
-    relations: list[str]
-    compact: bool = False
-    chat: bool = False
-    batch_size: int = 8
-    max_new_tokens: int = 128
-    explain: bool = False
-    records: int = 0
-    malformed: int = 0  # fragments of generations that parse() could not use
-
-    def inputs(self, records: Sequence[Record], shots: Sequence[Sequence[Record]]) -> list[str]:
-        from relcli.extract import model_input
-
-        return [
-            model_input(render_prompt(r, self.style, self.relations, s, self.compact), self.loaded.tokenizer, self.chat)
-            for r, s in zip(records, shots)
-        ]
-
-    def predict(self, records: Iterable[Record], shots_for: ShotsFor | None = None, chunk: int = 0) -> Iterator[Record]:
-        """Stream records with ``predicted_triplets``, in input order. Within a chunk of records,
-        generation runs over length-sorted inputs (less padding); memory is bounded by the chunk."""
-        for part in chunks(records, chunk or self.batch_size * 8):
-            yield from self._predict_chunk(part, shots_for)
-
-    def _predict_chunk(self, records: list[Record], shots_for: ShotsFor | None) -> list[Record]:
-        shots = shots_for(records) if shots_for else [()] * len(records)
-        texts = self.inputs(records, shots)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        constrained = self.style == "rebel" and knows_rebel_tokens(self.loaded.tokenizer)
-        generated = generate_triplets(
-            self.loaded.model, self.loaded.tokenizer, [texts[i] for i in order],
-            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-            relation_constraint=self.relations if constrained else None,
-        )
-        raw: list[str] = [""] * len(texts)
-        for i, generation in zip(order, generated):
-            raw[i] = generation
-        out = []
-        for record, generation in zip(records, raw):
-            triplets, malformed = parse(generation, record["text"], self.style, self.relations)
-            self.malformed += malformed
-            result = dict(record, predicted_triplets=triplets)
-            if self.explain:
-                result["explain"] = {"raw": generation, "malformed": malformed}
-            out.append(result)
-        self.records += len(records)
-        return out
+    with open_input(Path(shots_from), param="shots_from") as stream:
+        # One spare, in case a record is its own demonstration.
+        return first_shots(list(itertools.islice(read_jsonl(stream), shots + 1)), shots)

@@ -112,7 +112,7 @@ def test_training_fits_a_handful_of_records(trained, pooling):
 def test_saved_directory_is_safetensors_with_meta(trained):
     folder, _, _ = trained["cls+entity"]
     meta = json.loads((folder / "relcli.json").read_text())
-    assert meta["kind"] == "classifier" and meta["labels"] == LABELS and meta["pooling"] == "cls+entity"
+    assert meta["kind"] == "classifier" and meta["labels"] == LABELS and meta["encoder"]["pooling"] == "cls+entity"
     assert meta["training"]["examples"] == len(RECORDS) and len(meta["training"]["data_sha256"]) == 16
     assert {"model.safetensors", "head.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
     assert not [p for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pkl")]
@@ -143,7 +143,7 @@ def test_typed_markers_and_lora(base, tmp_path):
                                eval_records=records, **dict(TINY, epochs=2))
     assert [e["epoch"] for e in metrics["eval"]] == [1, 2]
     meta = json.loads((tmp_path / "relcli.json").read_text())
-    assert meta["typed_markers"] and meta["entity_types"] == ["ANIMAL", "THING"] and meta["training"]["lora"]
+    assert meta["encoder"]["typed_markers"] and meta["encoder"]["entity_types"] == ["ANIMAL", "THING"] and meta["training"]["lora"]
     classifier = load_classifier(tmp_path, device="cpu", dtype="float32")
     assert classifier.tokenizer.convert_tokens_to_ids("<e1:ANIMAL>") != classifier.tokenizer.unk_token_id
     unseen = dict(records[0], head=dict(records[0]["head"], type="PLANT"))
@@ -159,10 +159,13 @@ def test_user_errors(base, tmp_path):
         train_classifier(RECORDS, str(tmp_path / "missing"), tmp_path, labels=LABELS, **TINY)
     with pytest.raises(UserError, match="needs the head and tail"):
         mark_text({"id": 1, "text": "x", "triplets": []})
-    with pytest.raises(UserError, match="not a relcli model directory"):
+    with pytest.raises(UserError, match="not a classifier folder"):
+        load_classifier(tmp_path)
+    (tmp_path / "relcli.json").write_text('{"kind": "generator", "base_model": "x", "labels": ["a"]}')
+    with pytest.raises(UserError, match="not a classifier folder"):
         load_classifier(tmp_path)
     (tmp_path / "relcli.json").write_text('{"kind": "generator"}')
-    with pytest.raises(UserError, match="not 'classifier'"):
+    with pytest.raises(UserError, match="relcli.json is unreadable"):
         load_classifier(tmp_path)
 
 

@@ -52,7 +52,7 @@ def test_split_dev_and_only(tmp_path):
     dev = lines(convert("semeval", path, "--split-dev", "0.25", "--seed", "3", "--only", "dev").stdout)
     assert [r for r in both if r["split"] == "dev"] == dev and 20 < len(dev) < 80
     result = convert("semeval", path, "--only", "dev")
-    assert result.exit_code == 2 and "--only takes train or dev, and needs --split-dev" in result.stderr
+    assert result.exit_code == 2 and "--only: choosing a side (train or dev) needs a dev fraction" in result.stderr
 
 
 def test_tacred_patch_reports_counts(tmp_path):

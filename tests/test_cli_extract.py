@@ -90,7 +90,7 @@ def test_generate_reports_unmapped_outputs_on_stderr(tiny_llama, inputs):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 14 and all(r["predicted"] in SEMEVAL for r in rows)
-    assert "generations named no label; they were set to the negative label" in result.stderr
+    assert "generations named no label; set to the negative label" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -98,9 +98,9 @@ def test_generate_reports_unmapped_outputs_on_stderr(tiny_llama, inputs):
     [
         (["-l", "semeval", "--resume"], "--resume needs -o"),
         (["-l", "semeval", "--shard", "1/2"], "--shard needs -i"),
-        (["-l", "semeval", "--decode", "beam"], "unknown --decode"),
-        ([], "needs --labels"),
-        (["-l", "semeval", "--decode", "knn"], "needs --index"),
+        (["-l", "semeval", "--decode", "beam"], "--decode: unknown decoding"),
+        ([], "--labels: a base model needs the label inventory"),
+        (["-l", "semeval", "--decode", "knn"], "--decode: the kNN vote uses no model"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_2(tiny_llama, args, message):
@@ -141,7 +141,7 @@ def test_finetune_cli_writes_an_adapter_and_refuses_to_overwrite_checkpoints(tin
     assert result.exit_code == 0, result.output
     assert "adapter written to" in result.stderr and result.stdout == ""
     meta = json.loads((out / "relcli.json").read_text())
-    assert meta["template"] == "compact" and meta["labels"] == SEMEVAL  # from the prompts' provenance
+    assert meta["template_name"] == "compact" and meta["labels"] == SEMEVAL  # from the prompts' provenance
     result = runner.invoke(app, ["finetune", "-m", tiny_llama, "-o", str(out), "-i", str(prompts_file), *TRAIN])
     assert result.exit_code == 2 and "--resume" in result.stderr
 

@@ -114,10 +114,10 @@ def test_prompts_triplets_compact_and_shots(files):
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "relation inventory is needed"),
-    (["--labels-from-data", "--shots", "2"], "--shots N needs --index"),
-    (["--labels-from-data", "--format", "xml"], "--format must be one of"),
-    (["--labels-from-data", "-t", "rag"], "--template is simple (instruction and relation list) or compact"),
+    ([], "--labels: a label inventory is needed"),
+    (["--labels-from-data", "--shots", "2"], "--shots: demonstrations need an index"),
+    (["--labels-from-data", "--format", "xml"], "--format: unknown triplet format 'xml'"),
+    (["--labels-from-data", "-t", "rag"], "--template: with the triplets task the template is simple or compact"),
     (["-l", "RELATIONS"], "relation 'OrgBased_In' is not in the inventory"),
 ])
 def test_prompts_triplets_user_errors(files, args, message):
@@ -148,7 +148,7 @@ def finetune(models, train, tmp, model, style, *extra):
 def test_finetune_then_extract(models, files, tmp_path, model, style):
     adapter = finetune(models, files / "train.jsonl", tmp_path, model, style)
     meta = json.loads((adapter / "relcli.json").read_text())
-    assert meta["template"] == f"triplets-{style}-compact" and meta["labels"] == RELATIONS
+    assert (meta["task"], meta["style"], meta["compact"]) == ("triplets", style, True) and meta["labels"] == RELATIONS
 
     out = tmp_path / "preds.jsonl"
     result = run("extract", "-m", adapter, "-i", files / "train.jsonl", "-o", out, "--batch-size", "3",
@@ -226,7 +226,7 @@ def test_base_model_few_shot_json(models, files, tmp_path):
 def test_extractor_parses_in_input_order_and_counts_malformed(monkeypatch):
     from types import SimpleNamespace
 
-    import relcli.triplets as triplets
+    import relcli.triplet_extract as triplet_extract
 
     answers = {
         RECORDS[0]["text"]: '[{"head":"DAYTON","relation":"Located_In","tail":"Ohio"}]',
@@ -238,10 +238,10 @@ def test_extractor_parses_in_input_order_and_counts_malformed(monkeypatch):
     def fake_generate(model, tokenizer, prompts, **kwargs):
         return [next(a for text, a in answers.items() if f"Text: {text}\n" in p) for p in prompts]
 
-    monkeypatch.setattr(triplets, "generate_triplets", fake_generate)
+    monkeypatch.setattr(triplet_extract, "generate_triplets", fake_generate)
     tokenizer = SimpleNamespace(convert_tokens_to_ids=lambda tokens: [None] * len(tokens), unk_token_id=None)
     loaded = SimpleNamespace(model=None, tokenizer=tokenizer, is_seq2seq=True)
-    extractor = triplets.TripletExtractor(loaded, "json", RELATIONS, batch_size=2)
+    extractor = triplet_extract.TripletExtractor(loaded, "json", RELATIONS, batch_size=2)
     preds = list(extractor.predict(iter(RECORDS), chunk=3))
     assert [p["id"] for p in preds] == ["d1", "d2", "d3", "d4"]
     assert preds[0]["predicted_triplets"] == [RECORDS[0]["triplets"][0]]

@@ -70,7 +70,7 @@ def test_free_generation_maps_or_counts_and_falls_back_to_the_negative(llama):
 
 def test_negative_label_defaults_to_the_inventory_s_and_can_be_set(llama):
     assert Generator(llama, BUILTIN["compact"], TACRED).negative == "no_relation"
-    assert Generator(llama, BUILTIN["compact"], ["a", "b"]).negative == "b"
+    assert Generator(llama, BUILTIN["compact"], ["a", "b"]).negative is None  # unmatched text stays invalid, never a positive label
     assert Generator(llama, BUILTIN["compact"], ["a", "b"], negative="a").negative == "a"
 
 
@@ -196,7 +196,7 @@ def test_decoding_sees_the_tokens_training_saw(request, monkeypatch, model):
 
 def test_a_trained_adapter_labels_its_training_records(tiny_adapter):
     loaded = load_model(tiny_adapter, dtype="float32")
-    generator = Generator(loaded, BUILTIN[loaded.meta["template"]], loaded.meta["labels"], batch_size=4)
+    generator = Generator(loaded, loaded.artifact.template, loaded.artifact.labels, batch_size=4)
     out = list(generator.predict(RECORDS))
     correct = sum(r["predicted"] == r["relation"] for r in out)
     assert correct >= len(RECORDS) - 1, [(r["relation"], r["predicted"]) for r in out]

@@ -11,10 +11,11 @@ from conftest import FAST, RECORDS
 
 from relcli import __version__
 from relcli.errors import UserError
-from relcli.finetune import TrainConfig, data_hash, encode_causal, finetune
+from relcli.finetune import TrainConfig, encode_causal, finetune
 from relcli.labels import SEMEVAL
 from relcli.device import cpu_has_bf16
 from relcli.prompts import COMPACT, prompt_records
+from relcli.records import data_hash
 
 PROMPTS = list(prompt_records(RECORDS, COMPACT, SEMEVAL, "compact", "semeval"))
 
@@ -116,12 +117,12 @@ def test_lora_training_lowers_the_loss_and_writes_a_loadable_adapter(tiny_llama,
     assert after < before * 0.5, (before, after)
 
     meta = json.loads((tmp_path / "adapter" / "relcli.json").read_text())
-    assert meta["kind"] == "generator" and meta["task"] == "causal"
+    assert meta["kind"] == "generator" and meta["task"] == "rc" and meta["seq2seq"] is False
     assert meta["base_model"] == tiny_llama and meta["relcli_version"] == __version__
-    assert meta["template"] == "compact" and meta["labels"] == SEMEVAL and meta["chat"] is False
+    assert meta["template"] == COMPACT and meta["template_name"] == "compact" and meta["labels"] == SEMEVAL and meta["chat"] is False
     training = meta["training"]
     assert training["lr"] == 1e-2 and training["lora_r"] == 8 and training["max_steps"] == 12
-    assert training["data_hash"] == data_hash(PROMPTS * 2) and training["examples"] == 16
+    assert training["data_hash"] == data_hash({"prompt": p["prompt"], "completion": p["completion"]} for p in PROMPTS * 2) and training["examples"] == 16
 
     # Plain transformers + peft load it, and it is the trained model.
     base = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
@@ -152,7 +153,7 @@ def test_seq2seq_lora_training_lowers_the_loss(tiny_t5, tmp_path):
     assert summary["steps"] == 12
     assert after < before * 0.7, (before, after)
     meta = json.loads((tmp_path / "adapter" / "relcli.json").read_text())
-    assert meta["task"] == "seq2seq" and meta["base_model"] == tiny_t5
+    assert meta["seq2seq"] is True and meta["base_model"] == tiny_t5
 
 
 def test_qlora_4bit_lora_gets_gradients_after_an_inference_forward(tiny_llama):
@@ -204,9 +205,10 @@ def test_resume_continues_from_the_last_checkpoint(tiny_llama, tmp_path):
         finetune(PROMPTS, tiny_llama, out, config, template="compact", labels=SEMEVAL, on_log=stop_at_3)
     assert not (out / "relcli.json").exists()
     assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
-    with pytest.raises(UserError, match="--resume"):
+    with pytest.raises(UserError, match="checkpoints of an earlier run") as refused:
         finetune(PROMPTS, tiny_llama, out, config, template="compact", labels=SEMEVAL)
 
+    assert refused.value.param == "resume"
     steps.clear()
     summary = finetune(PROMPTS, tiny_llama, out, config, template="compact", labels=SEMEVAL, resume=True,
                        on_log=lambda step, total, logs: steps.append(step))

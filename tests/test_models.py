@@ -54,7 +54,7 @@ def test_load_decoder_and_encoder_decoder_from_their_configs(tiny_llama, tiny_t5
     import torch
 
     llama = load_model(tiny_llama, dtype="float32")
-    assert not llama.is_seq2seq and not llama.model.training and llama.meta == {}
+    assert not llama.is_seq2seq and not llama.model.training and llama.artifact is None
     assert llama.tokenizer.pad_token == "<pad>" and llama.model.dtype == torch.float32 and llama.base == tiny_llama
     t5 = load_model(tiny_t5, dtype="bfloat16")
     assert t5.is_seq2seq and t5.model.dtype == torch.bfloat16
@@ -82,7 +82,7 @@ def test_an_adapter_loads_its_base_from_relcli_json_merged_for_inference(tiny_ll
     (tmp_path / "relcli.json").write_text(json.dumps({"kind": "generator", "base_model": tiny_llama, "labels": ["a"]}))
 
     merged = load_model(str(tmp_path), dtype="float32")
-    assert merged.base == tiny_llama and merged.meta["labels"] == ["a"]
+    assert merged.base == tiny_llama and merged.artifact.labels == ["a"]
     assert not isinstance(merged.model, PeftModel)  # merged: LoRA costs nothing per token
     trainable = load_model(str(tmp_path), trainable=True)
     assert isinstance(trainable.model, PeftModel)

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relcli.decoding import RelationConstraint
 from relcli.records import validate_record
+from relcli.triplet_extract import generate_triplets
 from relcli.triplets import (
     REBEL_TOKENS,
-    RelationConstraint,
-    generate_triplets,
     linearize,
     parse,
     relations_of,

@@ -1,0 +1,60 @@
+"""The human side of stderr: score tables (headline, per relation, confusion matrix).
+
+User text (labels from the data) goes into rich Tables as plain cells, never as markup.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+
+def score_tables(stderr: Console, result: dict) -> None:
+    """The human report on stderr: headline numbers, per-relation table, confusion matrix."""
+    from rich.table import Table
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    head = Table(title=f"relcli score: {result['n']} records, scheme {result['scheme']}", show_header=False)
+    official = result["official"]
+    head.add_row(official["name"], pct(official["f1"]))
+    for key, name in (("micro", "micro P / R / F1"), ("strict", "strict micro P / R / F1")):
+        if key in result:
+            head.add_row(name, " / ".join(pct(result[key][k]) for k in ("p", "r", "f1")))
+    if result["accuracy"] is not None:
+        head.add_row("accuracy", pct(result["accuracy"]))
+    head.add_row("macro-F1 over all labels" + (f" (without {result['negative']})" if result["negative"] else ""),
+                 pct(result["macro_f1_all"]))
+    head.add_row("invalid predictions", str(result["invalid"]["count"]))
+    stderr.print(head)
+
+    tables = [("per label", result["per_relation"], "support")]
+    if "per_relation" in official:
+        tables.append(("official, per relation (both directions)", official["per_relation"], "gold"))
+    for title, rows, support in tables:
+        table = Table(title=title)
+        for name in ("label", "P", "R", "F1", support, *(["wrong dir"] if support == "gold" else [])):
+            table.add_column(name, justify="left" if name == "label" else "right")
+        for label, s in rows.items():
+            extra = [str(s["wrong_direction"])] if support == "gold" else []
+            table.add_row(Text(label), pct(s["p"]), pct(s["r"]), pct(s["f1"]), str(s[support]), *extra)
+        stderr.print(table)
+    if result["invalid"]["examples"]:
+        stderr.print("most common invalid predictions: " + ", ".join(
+            f"{label!r} x{n}" for label, n in result["invalid"]["examples"].items()), markup=False, highlight=False)
+
+    confusion = result["confusion"]
+    columns = list(dict.fromkeys([*confusion, *(c for row in confusion.values() for c in row)]))
+    if columns and 24 + 6 * len(columns) <= stderr.width:
+        table = Table(title="confusion (rows gold, columns predicted: numbered as the rows)")
+        table.add_column("gold")
+        for i in range(len(columns)):
+            table.add_column(str(i + 1), justify="right")
+        for i, gold in enumerate(columns):
+            if gold in confusion:
+                table.add_row(Text(f"{i + 1} {gold}"), *(str(confusion[gold].get(c, "")) for c in columns))
+        stderr.print(table)
+    elif columns:
+        stderr.print(f"confusion matrix: {len(columns)} labels, too wide for this terminal "
+                     "(see --format json or --confusion FILE.png)", highlight=False)
