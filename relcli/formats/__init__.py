@@ -2,7 +2,9 @@
 
 Each reader takes a binary stream and yields validated records; a reader declares the options it
 understands as keyword arguments (``report`` receives counts of what it changed or dropped,
-``skipped`` collects bad lines it may skip).
+``skipped`` collects bad lines it may skip). A reader whose first parameter is ``path`` (brat: a
+directory, or an ``.ann`` beside its ``.txt``) gets the source path instead of a stream, and names
+the files in its own errors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from relcli.errors import UserError
-from relcli.formats import conll04, marked, rebel, semeval, tacred
+from relcli.formats import brat, conll04, marked, rebel, semeval, tacred
 from relcli.formats.tacred import Patch, load_patch
 from relcli.records import Record, RecordError
 
@@ -23,11 +25,18 @@ FORMATS = {
     "marked": marked.read,
     "rebel": rebel.read,
     "conll04": conll04.read,
+    "brat": brat.read,
 }
 
 _FLAGS = {"skipped": "--skip-invalid"}  # option name -> the CLI flag that sets it, for messages
 
 __all__ = ["FORMATS", "Patch", "convert", "load_patch"]
+
+
+def _reader(fmt: str):
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return FORMATS[fmt]
 
 
 def _check_options(fmt: str, read, options: dict) -> None:
@@ -44,19 +53,21 @@ def convert(
 ) -> Iterator[Record]:
     """Records from each source in turn (a path, or a binary stream such as stdin).
 
-    ``options`` go to the format's reader (``patch`` for tacred, ``skipped`` for marked and rebel);
+    ``options`` go to the format's reader (``patch`` for tacred, ``skipped`` for the line-based ones);
     ``report`` (a Counter) collects what readers changed or dropped. Errors are one-line
     UserErrors naming the source: ``TRAIN_FILE.TXT line 17: ...``.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    read = FORMATS[fmt]
+    read = _reader(fmt)
     options = {name: value for name, value in options.items() if value is not None}
     _check_options(fmt, read, options)
     if "report" in inspect.signature(read).parameters:
         options["report"] = report if report is not None else Counter()
     for source in sources:
-        if isinstance(source, (str, Path)):
+        if next(iter(inspect.signature(read).parameters)) == "path":
+            if not isinstance(source, (str, Path)):
+                raise UserError(f"{fmt} reads files or directories, not {getattr(source, 'name', '<stdin>')}")
+            yield from read(Path(source), **options)
+        elif isinstance(source, (str, Path)):
             try:
                 stream = open(source, "rb")
             except (FileNotFoundError, IsADirectoryError):
