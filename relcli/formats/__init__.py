@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from relcli.errors import UserError
-from relcli.formats import brat, conll04, doccano, marked, rebel, semeval, tacred
+from relcli.formats import brat, conll04, doccano, label_studio, marked, rebel, semeval, tacred
 from relcli.formats.tacred import Patch, load_patch
 from relcli.records import Record, RecordError
 
@@ -27,6 +27,7 @@ FORMATS = {
     "conll04": conll04.read,
     "brat": brat.read,
     "doccano": doccano.read,
+    "label-studio": label_studio.read,
 }
 
 _FLAGS = {"skipped": "--skip-invalid"}  # option name -> the CLI flag that sets it, for messages
