@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from relcli.errors import UserError
-from relcli.formats import brat, conll04, doccano, label_studio, marked, rebel, semeval, tacred
+from relcli.formats import brat, conll04, doccano, label_studio, marked, prodigy, rebel, semeval, tacred
 from relcli.formats.tacred import Patch, load_patch
 from relcli.records import Record, RecordError
 
@@ -28,6 +28,7 @@ FORMATS = {
     "brat": brat.read,
     "doccano": doccano.read,
     "label-studio": label_studio.read,
+    "prodigy": prodigy.read,
 }
 
 _FLAGS = {"skipped": "--skip-invalid"}  # option name -> the CLI flag that sets it, for messages
@@ -55,7 +56,8 @@ def convert(
 ) -> Iterator[Record]:
     """Records from each source in turn (a path, or a binary stream such as stdin).
 
-    ``options`` go to the format's reader (``patch`` for tacred, ``skipped`` for the line-based ones);
+    ``options`` go to the format's reader (``patch`` for tacred, ``annotator`` for label-studio and
+    prodigy, ``skipped`` for the line-based ones);
     ``report`` (a Counter) collects what readers changed or dropped. Errors are one-line
     UserErrors naming the source: ``TRAIN_FILE.TXT line 17: ...``.
     """
