@@ -4,7 +4,8 @@ Each reader takes a binary stream and yields validated records; a reader declare
 understands as keyword arguments (``report`` receives counts of what it changed or dropped,
 ``skipped`` collects bad lines it may skip). A reader whose first parameter is ``path`` (brat: a
 directory, or an ``.ann`` beside its ``.txt``) gets the source path instead of a stream, and names
-the files in its own errors.
+the files in its own errors. The formats in DOCUMENT_FORMATS yield end-to-end records with
+``entities``, which ``pairs`` turns into relation-classification records.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 from relcli.errors import UserError
 from relcli.formats import brat, conll04, doccano, label_studio, marked, prodigy, rebel, semeval, tacred
+from relcli.formats.pairs import Pairing, to_pairs
 from relcli.formats.tacred import Patch, load_patch
 from relcli.records import Record, RecordError
 
@@ -30,10 +32,11 @@ FORMATS = {
     "label-studio": label_studio.read,
     "prodigy": prodigy.read,
 }
+DOCUMENT_FORMATS = ("brat", "conll04", "doccano", "label-studio", "prodigy")
 
 _FLAGS = {"skipped": "--skip-invalid"}  # option name -> the CLI flag that sets it, for messages
 
-__all__ = ["FORMATS", "Patch", "convert", "load_patch"]
+__all__ = ["DOCUMENT_FORMATS", "FORMATS", "Patch", "Pairing", "convert", "load_patch", "pairing", "to_pairs"]
 
 
 def _reader(fmt: str):
@@ -87,3 +90,17 @@ def _read(read, stream: BinaryIO, name: str, options: dict) -> Iterator[Record]:
         yield from read(stream, **options)
     except RecordError as exc:
         raise UserError(f"{name} {exc}" if exc.line else f"{name}: {exc}") from None
+
+
+def pairing(fmt: str, pairs: bool, seed: int = 13, **options) -> Pairing | None:
+    """What ``convert --pairs`` asks for, or None without it; options that need --pairs are refused."""
+    given = {name: value for name, value in options.items() if value is not None}
+    if not pairs:
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UserError(f"{flags} {'apply' if len(given) > 1 else 'applies'} only with --pairs")
+        return None
+    _reader(fmt)
+    if fmt not in DOCUMENT_FORMATS:
+        raise UserError(f"--pairs does not apply to {fmt} (only to {', '.join(DOCUMENT_FORMATS)})")
+    return Pairing(seed=seed, **given)
