@@ -385,7 +385,7 @@ def load_classifier(model_dir: str | os.PathLike, device: str | None = None, dty
 
     artifact = artifact or Artifact.read(model_dir)
     if artifact is None or artifact.kind != "classifier":
-        raise UserError(f"{model_dir} is not a classifier folder written by relcli finetune --method classifier")
+        raise UserError(f"{model_dir} is not a classifier folder written by relcli")
     meta = artifact.encoder
     place = placement(device, dtype)
     encoder = _load_pretrained(AutoModel, str(model_dir), "encoder")

@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -51,11 +50,13 @@ class _OneLineErrors(TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.ClickException as exc:
-            stderr.print(Text.assemble(("error:", "red"), " ", exc.format_message()))
-            code = 2
-        except click.exceptions.Abort:
+        except typer.Abort:
             code = 130
+        except typer.TyperException as exc:  # typer's own click: bad option values, missing options
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            if message:  # empty after the help shown for a bare `relcli`
+                stderr.print(Text.assemble(("error:", "red"), " ", message))
+            code = 2
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -86,7 +87,7 @@ ShotsFromOpt = typer.Option(None, "--shots-from", help="Triplets: JSONL of train
 TaskOpt = typer.Option(None, "--task", help="rc (records with a given pair) or triplets (end-to-end records).")
 
 # Library parameter -> the flag that sets it, where the two names differ.
-FLAGS = {"style": "--format", "shots_from": "--shots-from", "eval_file": "--eval", "classifier_lora": "--classifier-lora"}
+FLAGS = {"style": "--format", "skipped": "--skip-invalid", "shots_from": "--shots-from", "eval_file": "--eval", "classifier_lora": "--classifier-lora"}
 
 
 def flag(param: str) -> str:
@@ -127,14 +128,29 @@ def given(**options) -> dict:
 
 @command
 def convert(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help="semeval, tacred, marked, rebel or conll04."),
-    paths: list[Path] = typer.Argument(..., help="Dataset files, read in turn (`-` is stdin)."),
+    fmt: str = typer.Argument(
+        ..., metavar="FORMAT", help="semeval, tacred, marked, rebel, conll04, brat, doccano, label-studio or prodigy."
+    ),
+    paths: list[Path] = typer.Argument(..., help="Dataset files, read in turn (`-` is stdin); brat: directories or .ann files."),
     output: Optional[Path] = OutputOpt,
     patch: Optional[Path] = typer.Option(None, "--patch", help="tacred only: a TACREV patch `[{id, relation}]` or a Re-TACRED map `{id: label}`."),
     split_dev: Optional[float] = typer.Option(None, "--split-dev", min=0.0, max=1.0, help="Tag each record `split: train|dev`, about this fraction dev."),
-    seed: int = typer.Option(13, "--seed", help="Seed of the --split-dev hash (same seed, same carve)."),
+    seed: int = typer.Option(13, "--seed", help="Seed of the --split-dev hash and of --negative-ratio sampling."),
     only: Optional[str] = typer.Option(None, "--only", help="With --split-dev: write only `train` or `dev`."),
     skip_invalid: bool = SkipOpt,
+    annotator: Optional[str] = typer.Option(
+        None, "--annotator", help="label-studio: whose annotation to read (default: each task's first completed one); prodigy: only this annotator's answers."
+    ),
+    pairs: bool = typer.Option(
+        False, "--pairs", help="Documents with entities: one RC record per ordered entity pair in a sentence, instead of one end-to-end record."
+    ),
+    max_distance: Optional[int] = typer.Option(
+        None, "--max-distance", min=0, help="--pairs: pair entities at most N characters apart instead of within a sentence."
+    ),
+    negative: Optional[str] = typer.Option(None, "--negative", help="--pairs: the label of pairs without a relation (default no_relation)."),
+    negative_ratio: Optional[float] = typer.Option(
+        None, "--negative-ratio", min=0.0, help="--pairs: keep about R negative pairs per gold relation, drawn with --seed."
+    ),
 ):
     """Convert dataset files to relcli records (JSONL), streaming.
 
@@ -147,19 +163,26 @@ def convert(
       relcli convert tacred test.json --patch tacrev/test_patch.json > tacrev-test.jsonl
 
     The dev carve hashes (seed, id), so two runs with the same seed split the file the same way.
+
+      relcli convert brat corpus/ --split-dev 0.1 --pairs --negative-ratio 3 -o pairs.jsonl
+
+    With --pairs the carve is by document: the pairs of one document stay on one side.
     """
     from collections import Counter
 
-    from relcli.formats import convert as convert_records, load_patch
+    from relcli.formats import convert as convert_records, load_patch, pairing as pair_options, to_pairs
     from relcli.records import write_jsonl
     from relcli.splits import carve_dev
 
+    pairing = pair_options(fmt, pairs, seed, negative=negative, max_distance=max_distance, negative_ratio=negative_ratio)
     loaded = load_patch(patch) if patch is not None else None
     report, skipped = Counter(), SkipReport() if skip_invalid else None
     sources = [sys.stdin.buffer if str(path) == "-" else path for path in paths]
-    records = convert_records(fmt, sources, report, patch=loaded, skipped=skipped)
+    records = convert_records(fmt, sources, report, patch=loaded, skipped=skipped, annotator=annotator)
     if split_dev is not None or only is not None:
         records = carve_dev(records, split_dev, seed, only)
+    if pairing is not None:
+        records = to_pairs(records, pairing, report)
     with open_output(output) as out:
         count = write_jsonl(records, out)
     report_skipped(skipped)

@@ -68,7 +68,7 @@ class TrainConfig:
             base = replace(base, **PRESETS[preset])
         config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         if config.scheduler not in SCHEDULERS:
-            raise UserError(f"unknown --scheduler {config.scheduler!r} ({', '.join(SCHEDULERS)})")
+            raise UserError(f"unknown schedule {config.scheduler!r} ({', '.join(SCHEDULERS)})", param="scheduler")
         return config
 
 

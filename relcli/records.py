@@ -178,12 +178,14 @@ def parse_lines(
     skipped: SkipReport | None = None,
 ) -> Iterator[Record]:
     """``parse(line, number)`` over numbered lines, dropping Nones. A RecordError gets the line
-    number; with ``skipped`` given it is counted there and the line skipped, else it is raised."""
+    number unless ``parse`` gave it one; with ``skipped`` given it is counted there and the line
+    skipped, else it is raised."""
     for number, line in enumerate(lines, start=1):
         try:
             record = parse(line, number)
         except RecordError as exc:
-            exc.line = number
+            if exc.line is None:
+                exc.line = number
             if skipped is None:
                 raise
             skipped.add(exc)

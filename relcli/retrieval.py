@@ -48,7 +48,7 @@ def embed_text(record: Record, mode: str) -> str:
     if mode != "marked":
         raise UserError(f"unknown embed mode {mode!r} (choose from {', '.join(EMBED_MODES)})")
     if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
-        raise UserError(f"record {record.get('id')!r}: --embed marked needs head and tail spans")
+        raise UserError(f"record {record.get('id')!r}: embedding the marked pair needs head and tail spans")
     return mark_entities(record, ("[E1]", "[/E1]"), ("[E2]", "[/E2]"))
 
 
@@ -101,7 +101,7 @@ def _check_target(out_dir: Path, append: bool, model: str, embed_mode: str) -> d
             )
         return meta
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / META_FILE).exists())):
-        raise UserError(f"{out_dir} exists and is not a relcli index; choose another --output")
+        raise UserError(f"{out_dir} exists and is not a relcli index; choose another", param="output")
     return None
 
 

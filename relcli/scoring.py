@@ -216,7 +216,7 @@ def _resolve_scheme(scheme: str, counts: Tally, gold_labels: set[str]) -> str:
         return "semeval" if gold_labels and gold_labels <= set(SEMEVAL) else "tacred"
     if counts.end_to_end is not None and counts.end_to_end != (scheme == "triplets"):
         kind = "end-to-end (triplets)" if counts.end_to_end else "relation-classification"
-        raise UserError(f"--scheme {scheme} does not fit this input: its records are {kind}")
+        raise UserError(f"{scheme} does not fit this input: its records are {kind}", param="scheme")
     return scheme
 
 
@@ -314,7 +314,7 @@ def plot_confusion(confusion: dict, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("--confusion needs matplotlib: pip install 'relcli[plot]'") from None
+        raise UserError("drawing needs matplotlib: pip install 'relcli[plot]'", param="confusion") from None
     rows = list(confusion)
     columns = list(dict.fromkeys([*rows, *(c for row in confusion.values() for c in row)]))
     values = [[confusion[g].get(c, 0) for c in columns] for g in rows]

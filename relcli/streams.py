@@ -182,7 +182,7 @@ class Resume:
 
         if input is not None and not _is_stdio(input) and Path(path).exists() and Path(input).exists() \
                 and os.path.samefile(path, input):
-            raise UserError("the output is the input file: --resume appends to -o, so they must differ", param="output")
+            raise UserError("the output is the input file: resuming appends to the output, so they must differ", param="output")
         if not Path(path).exists():
             return cls(Path(path), [], 0, 0)
         data = Path(path).read_bytes()

@@ -286,7 +286,7 @@ def triplet_prompt_records(
     for batch in chunks(records, batch_size):
         for record in batch:
             if "triplets" not in record:
-                raise UserError(f"record {record['id']}: --task triplets needs end-to-end records with \"triplets\"")
+                raise UserError(f"record {record['id']}: the triplets task needs end-to-end records with \"triplets\"")
             unknown = {t["relation"] for t in record["triplets"]} - wanted
             if unknown:
                 raise UserError(f"record {record['id']}: relation {sorted(unknown)[0]!r} is not in the inventory")

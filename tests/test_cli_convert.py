@@ -76,9 +76,9 @@ def test_usage_errors(tmp_path):
     assert result.exit_code == 2 and "unknown format 'yaml'" in result.stderr
     (tmp_path / "p.json").write_text("[]")
     result = convert("semeval", tmp_path / "p.json", "--patch", tmp_path / "p.json")
-    assert result.exit_code == 2 and "--patch does not apply to semeval (only to tacred)" in result.stderr
+    assert result.exit_code == 2 and "--patch: does not apply to semeval (only to tacred)" in result.stderr
     result = convert("semeval", tmp_path / "p.json", "--skip-invalid")
-    assert result.exit_code == 2 and "--skip-invalid does not apply to semeval (only to marked, rebel)" in result.stderr
+    assert result.exit_code == 2 and "--skip-invalid: does not apply to semeval (only to marked, rebel, brat, doccano, label-studio, prodigy)" in result.stderr
 
 
 def test_help_shows_an_example():

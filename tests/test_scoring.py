@@ -146,9 +146,9 @@ def test_triplets_strict_needs_offsets_and_types_where_gold_has_them():
 def test_scheme_auto_and_mismatch():
     assert score_records(rc_records([("Other", "Other")]))["scheme"] == "semeval"
     assert score_records(rc_records([("Other", "Other"), ("per:a", "per:a")]))["scheme"] == "tacred"
-    with pytest.raises(UserError, match="--scheme triplets"):
+    with pytest.raises(UserError, match="triplets does not fit this input"):
         score_records(rc_records([("per:a", "per:a")]), scheme="triplets")
-    with pytest.raises(UserError, match="--scheme semeval"):
+    with pytest.raises(UserError, match="semeval does not fit this input"):
         score_records([e2e([], [])], scheme="semeval")
 
 

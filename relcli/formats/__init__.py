@@ -2,7 +2,10 @@
 
 Each reader takes a binary stream and yields validated records; a reader declares the options it
 understands as keyword arguments (``report`` receives counts of what it changed or dropped,
-``skipped`` collects bad lines it may skip).
+``skipped`` collects bad lines it may skip). A reader whose first parameter is ``path`` (brat: a
+directory, or an ``.ann`` beside its ``.txt``) gets the source path instead of a stream, and names
+the files in its own errors. The formats in DOCUMENT_FORMATS yield end-to-end records with
+``entities``, which ``pairs`` turns into relation-classification records.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from relcli.errors import UserError
-from relcli.formats import conll04, marked, rebel, semeval, tacred
+from relcli.formats import brat, conll04, doccano, label_studio, marked, prodigy, rebel, semeval, tacred
+from relcli.formats.pairs import Pairing, to_pairs
 from relcli.formats.tacred import Patch, load_patch
 from relcli.records import Record, RecordError
 
@@ -23,20 +27,28 @@ FORMATS = {
     "marked": marked.read,
     "rebel": rebel.read,
     "conll04": conll04.read,
+    "brat": brat.read,
+    "doccano": doccano.read,
+    "label-studio": label_studio.read,
+    "prodigy": prodigy.read,
 }
+DOCUMENT_FORMATS = ("brat", "conll04", "doccano", "label-studio", "prodigy")
 
-_FLAGS = {"skipped": "--skip-invalid"}  # option name -> the CLI flag that sets it, for messages
+__all__ = ["DOCUMENT_FORMATS", "FORMATS", "Patch", "Pairing", "convert", "load_patch", "pairing", "to_pairs"]
 
-__all__ = ["FORMATS", "Patch", "convert", "load_patch"]
+
+def _reader(fmt: str):
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return FORMATS[fmt]
 
 
 def _check_options(fmt: str, read, options: dict) -> None:
     accepted = inspect.signature(read).parameters
     for name in options:
         if name not in accepted:
-            flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
             takers = [other for other, reader in FORMATS.items() if name in inspect.signature(reader).parameters]
-            raise UserError(f"{flag} does not apply to {fmt} (only to {', '.join(takers)})")
+            raise UserError(f"does not apply to {fmt} (only to {', '.join(takers)})", param=name)
 
 
 def convert(
@@ -44,19 +56,22 @@ def convert(
 ) -> Iterator[Record]:
     """Records from each source in turn (a path, or a binary stream such as stdin).
 
-    ``options`` go to the format's reader (``patch`` for tacred, ``skipped`` for marked and rebel);
+    ``options`` go to the format's reader (``patch`` for tacred, ``annotator`` for label-studio and
+    prodigy, ``skipped`` for the line-based ones);
     ``report`` (a Counter) collects what readers changed or dropped. Errors are one-line
     UserErrors naming the source: ``TRAIN_FILE.TXT line 17: ...``.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    read = FORMATS[fmt]
+    read = _reader(fmt)
     options = {name: value for name, value in options.items() if value is not None}
     _check_options(fmt, read, options)
     if "report" in inspect.signature(read).parameters:
         options["report"] = report if report is not None else Counter()
     for source in sources:
-        if isinstance(source, (str, Path)):
+        if next(iter(inspect.signature(read).parameters)) == "path":
+            if not isinstance(source, (str, Path)):
+                raise UserError(f"{fmt} reads files or directories, not {getattr(source, 'name', '<stdin>')}")
+            yield from read(Path(source), **options)
+        elif isinstance(source, (str, Path)):
             try:
                 stream = open(source, "rb")
             except (FileNotFoundError, IsADirectoryError):
@@ -72,3 +87,16 @@ def _read(read, stream: BinaryIO, name: str, options: dict) -> Iterator[Record]:
         yield from read(stream, **options)
     except RecordError as exc:
         raise UserError(f"{name} {exc}" if exc.line else f"{name}: {exc}") from None
+
+
+def pairing(fmt: str, pairs: bool, seed: int = 13, **options) -> Pairing | None:
+    """What ``convert --pairs`` asks for, or None without it; options that need --pairs are refused."""
+    given = {name: value for name, value in options.items() if value is not None}
+    if not pairs:
+        if given:
+            raise UserError("applies only to entity pairs (pairs)", param=next(iter(given)))
+        return None
+    _reader(fmt)
+    if fmt not in DOCUMENT_FORMATS:
+        raise UserError(f"does not apply to {fmt} (only to {', '.join(DOCUMENT_FORMATS)})", param="pairs")
+    return Pairing(seed=seed, **given)
