@@ -467,7 +467,7 @@ def extract(
     quantize: str = typer.Option("none", "--quantize", help="none, 4bit, 8bit."),
     explain: bool = typer.Option(False, "--explain", help="Add the raw output and per-label scores."),
     resume: bool = typer.Option(False, "--resume", help="Append to -o, skipping ids already written there."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process the K-th of N contiguous parts of -i FILE."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process the K-th of N contiguous parts of -i FILE; auto: K/N of this Slurm array task."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
     task: Optional[str] = typer.Option(None, "--task", help="rc or triplets (end-to-end; adds \"predicted_triplets\"). Default: as the adapter was trained, else rc."),
     style: Optional[str] = TripletFormatOpt,
