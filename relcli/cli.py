@@ -393,7 +393,7 @@ def extract(
     quantize: Optional[str] = typer.Option(None, "--quantize", help="none, 4bit, 8bit."),
     explain: bool = typer.Option(False, "--explain", help="Add the raw output and per-label scores."),
     resume: bool = typer.Option(False, "--resume", help="Append to -o after the records an interrupted run wrote there."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process the K-th of N contiguous parts of -i FILE."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: process the K-th of N contiguous parts of -i FILE; auto: K/N of this Slurm array task."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
     task: Optional[str] = TaskOpt,
     style: Optional[str] = StyleOpt,

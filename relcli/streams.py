@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, TypeVar
+from typing import BinaryIO, Iterable, Iterator, Mapping, TypeVar
 
 from relcli.errors import UserError
 
@@ -221,13 +221,53 @@ class Resume:
             yield handle
 
 
-def shard_bounds(spec: str, total: int) -> tuple[int, int]:
+def array_shard(environ: Mapping[str, str]) -> tuple[int, int]:
+    """Shard `auto`: (K, N) of the Slurm array task whose environment is ``environ``.
+
+    N is SLURM_ARRAY_TASK_COUNT and K the position of SLURM_ARRAY_TASK_ID among the array's
+    indices, counted from SLURM_ARRAY_TASK_MIN in steps of SLURM_ARRAY_TASK_STEP (1 when unset), so
+    `--array=0-3`, `--array=1-4` and `--array=0-6:2` all give shards 1/4 .. 4/4 in task order
+    (`%` throttles change nothing). Refused: an index list that is not such a range (`1,2,5`: one
+    task cannot know its position), and an array of one task, which is what resubmitting a
+    single task with `sbatch --array=2` makes: it would process every record into that task's
+    part (requeue the task with `scontrol requeue JOB_2` instead: it keeps the array's numbers).
+    """
+    if "SLURM_ARRAY_TASK_ID" not in environ:
+        raise UserError("auto works inside a Slurm array job only; this is not one a Slurm array job (SLURM_ARRAY_TASK_ID is unset); "
+                        "submit with sbatch --array=0-N or give K/N", param="shard")
+
+    def number(name: str, default: int | None = None) -> int:
+        value = environ.get(name)
+        if value is None and default is not None:
+            return default
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise UserError(f"auto: {name}={value!r} is not a number", param="shard") from None
+
+    task, count, first = number("SLURM_ARRAY_TASK_ID"), number("SLURM_ARRAY_TASK_COUNT"), number("SLURM_ARRAY_TASK_MIN")
+    step = number("SLURM_ARRAY_TASK_STEP", 1)
+    last = number("SLURM_ARRAY_TASK_MAX", first + (count - 1) * step)
+    if count < 2:
+        raise UserError(f"auto: array job of one task (index {task}): it would process the whole input; "
+                        "rerun a task of a larger array with scontrol requeue, or give K/N", param="shard")
+    if step < 1 or last != first + (count - 1) * step or (task - first) % step or not first <= task <= last:
+        raise UserError(f"auto: array indices are not a range like 0-{count - 1} or 0-{2 * (count - 1)}:2 "
+                        f"(task {task} of {count}, min {first}, max {last}, step {step}); give K/N", param="shard")
+    return (task - first) // step + 1, count
+
+
+def shard_bounds(spec: str, total: int, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
     """`K/N` -> the [start, stop) record range of shard K (1-based) of N contiguous shards, so
-    concatenating shards 1..N reproduces one full run in order."""
-    try:
-        k, n = (int(part) for part in spec.split("/"))
-    except ValueError:
-        raise UserError(f"{spec!r}: expected K/N, e.g. 2/8", param="shard") from None
-    if not 1 <= k <= n:
-        raise UserError(f"{spec!r}: K must be between 1 and N", param="shard")
+    concatenating shards 1..N reproduces one full run in order. `auto` takes K/N from the Slurm
+    array task running it (``environ``, default os.environ): see array_shard."""
+    if spec == "auto":
+        k, n = array_shard(os.environ if environ is None else environ)
+    else:
+        try:
+            k, n = (int(part) for part in spec.split("/"))
+        except ValueError:
+            raise UserError(f"{spec!r}: expected K/N (e.g. 2/8) or auto", param="shard") from None
+        if not 1 <= k <= n:
+            raise UserError(f"{spec!r}: K must be between 1 and N", param="shard")
     return total * (k - 1) // n, total * k // n
