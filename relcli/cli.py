@@ -17,31 +17,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.text import Text
 from typer.core import TyperGroup
 
+from relcli.console import error, report_skipped, say
 from relcli.errors import UserError
 from relcli.records import SkipReport
 from relcli.streams import open_input, open_output
-
-stderr = Console(stderr=True, soft_wrap=True, highlight=False)  # one message, one line, whatever the width
 
 # Our own progress bars and one-line messages are the interface: keep the libraries' quiet. These
 # are read when transformers and the hub client are first imported, which happens inside commands.
 for _name, _value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
                       ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("TOKENIZERS_PARALLELISM", "false")):
     os.environ.setdefault(_name, _value)
-
-
-def say(message: str) -> None:
-    """A line on stderr, printed literally (user text is never read as rich markup)."""
-    stderr.print(Text(message))
-
-
-def fail(message: str, code: int = 2) -> None:
-    stderr.print(Text.assemble(("error:", "red"), " ", message))
-    raise typer.Exit(code)
 
 
 class _OneLineErrors(TyperGroup):
@@ -55,7 +42,7 @@ class _OneLineErrors(TyperGroup):
         except typer.TyperException as exc:  # typer's own click: bad option values, missing options
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
             if message:  # empty after the help shown for a bare `relcli`
-                stderr.print(Text.assemble(("error:", "red"), " ", message))
+                error(message)
             code = 2
         if not standalone_mode:
             return code
@@ -102,7 +89,8 @@ def command(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            fail(f"{flag(exc.param)}: {exc}" if exc.param else str(exc))
+            error(f"{flag(exc.param)}: {exc}" if exc.param else str(exc))
+            raise typer.Exit(2)
         except KeyboardInterrupt:
             say("interrupted")
             raise typer.Exit(130)
@@ -112,13 +100,6 @@ def command(fn):
             raise typer.Exit(1)
 
     return app.command()(wrapper)
-
-
-def report_skipped(skipped: SkipReport | None) -> None:
-    if skipped and skipped.count:
-        say(f"skipped {skipped.count} invalid line(s)")
-        for message in skipped.examples:
-            say(f"  {message}")
 
 
 def given(**options) -> dict:
@@ -239,10 +220,6 @@ def prompts(
     report_skipped(skipped)
 
 
-CLASSIFIER_OPTIONS = {"epochs", "lr", "head_lr", "batch_size", "max_length", "seed", "pooling", "typed_markers",
-                      "classifier_lora", "lora_r", "lora_alpha", "device", "dtype", "labels", "limit", "eval_file"}
-
-
 @command
 def finetune(
     model: str = typer.Option(..., "--model", "-m", help="Base model: smollm2-135m, minilm (classifier), a hub id or a local folder."),
@@ -291,53 +268,23 @@ def finetune(
 
         relcli finetune --method classifier -m minilm -l semeval -i train.jsonl -o classifier/ --epochs 8
     """
+    options = given(**{name: value for name, value in locals().items()
+                       if name not in ("model", "output", "input", "method", "skip_invalid")})
+    from relcli.console import TrainingBar
+    from relcli.finetune import validate_prompt
     from relcli.records import read_jsonl
     from relcli.streams import check_writable
+    from relcli.training import train
 
-    options = given(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
-                    weight_decay=weight_decay, scheduler=scheduler, warmup_ratio=warmup_ratio,
-                    label_smoothing=label_smoothing, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                    lora_targets=lora_targets, quantize=quantize, device=device, dtype=dtype, max_length=max_length,
-                    seed=seed, save_steps=save_steps, chat=chat, limit=limit, eval_file=eval_file, template=template,
-                    labels=labels, resume=resume, trust_remote_code=trust_remote_code, preset=preset, pooling=pooling,
-                    typed_markers=typed_markers, head_lr=head_lr, classifier_lora=classifier_lora)
     check_writable(output, "output", directory=True)
     skipped = SkipReport() if skip_invalid else None
-    bar = _TrainingBar()
-    if method == "classifier":
-        from relcli.classifier import train_classifier
-        from relcli.errors import refuse
-
-        refuse(options, CLASSIFIER_OPTIONS, "--method classifier")
-        with open_input(input) as stream:
-            records = list(read_jsonl(stream, skipped=skipped))[:limit]
-        eval_records = _read_all(eval_file, "eval_file")
-        report_skipped(skipped)
-        settings = {key: options[key] for key in ("epochs", "lr", "head_lr", "batch_size", "max_length", "seed",
-                                                  "typed_markers", "lora_r", "lora_alpha", "device", "dtype") if key in options}
-        with bar:
-            summary = train_classifier(records, model, output, labels=labels, pooling=pooling or "cls+entity",
-                                       lora=classifier_lora, eval_records=eval_records, **settings,
-                                       on_log=lambda step, total, loss: bar.update(step, total, {"loss": loss} if step % 25 == 0 else {}))
-        return say(f"classifier written to {output} ({summary['steps']} steps, {summary['train_seconds']:.0f} s)")
-    if method != "lora":
-        raise UserError(f"unknown method {method!r} (lora, classifier)", param="method")
-    from relcli.errors import refuse
-    from relcli.finetune import TrainConfig, finetune as run_finetune, validate_prompt
-
-    refuse(options, set(options) - {"pooling", "typed_markers", "head_lr", "classifier_lora"}, "--method lora")
-    config = TrainConfig.from_preset(preset, **{key: value for key, value in options.items()
-                                                if key not in ("limit", "eval_file", "template", "labels", "resume", "preset")})
-    with open_input(input) as stream:
-        data = list(read_jsonl(stream, validate=validate_prompt, skipped=skipped))[:limit]
+    validate = {"validate": validate_prompt} if method == "lora" else {}
+    eval_records = _read_all(eval_file, "eval_file", **validate)
+    with open_input(input) as stream, TrainingBar() as bar:
+        message = train(method, model, output, read_jsonl(stream, skipped=skipped, **validate), options,
+                        eval_records=eval_records, on_log=bar.update)
     report_skipped(skipped)
-    if not data:
-        raise UserError("no training prompts in the input")
-    eval_data = _read_all(eval_file, "eval_file", validate=validate_prompt) or []
-    with bar:
-        summary = run_finetune(data, model, output, config, template=template, labels=labels,
-                               eval_prompts=eval_data, resume=resume, on_log=bar.update)
-    say(f"adapter written to {output} ({summary['steps']} steps, {summary['seconds']} s, train loss {summary['train_loss']:.4f})")
+    say(message)
 
 
 def _read_all(path: Optional[Path], param: str, **options) -> list | None:
@@ -349,30 +296,8 @@ def _read_all(path: Optional[Path], param: str, **options) -> list | None:
         return list(read_jsonl(stream, **options))
 
 
-class _TrainingBar:
-    """A rich progress bar for training steps, with the latest loss."""
-
-    def __init__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps {task.fields[loss]}"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=not stderr.is_terminal)
-        self.task = None
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-
-    def update(self, step: int, total: int, logs: dict) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("train", total=total, loss="")
-        fields = {"loss": f"loss {logs['loss']:.4f}"} if "loss" in logs else {}
-        self.progress.update(self.task, completed=step, total=total, **fields)
-        if "loss" in logs and not stderr.is_terminal:
-            say(f"step {step}/{total} loss {logs['loss']:.4f}")
+PREDICTOR_OPTIONS = ("task", "template", "labels", "decode", "index", "k", "batch_size", "max_new_tokens", "chat", "device",
+                     "dtype", "quantize", "explain", "style", "shots", "shots_from", "trust_remote_code")
 
 
 @command
@@ -430,10 +355,7 @@ def extract(
         raise UserError("--shard needs -i FILE (the input must be countable)")
     bounds = shard_bounds(shard, total) if shard is not None else None
     done = Resume.read(output, input) if resume else None
-    predictor = open_predictor(model, task=task, template=template, labels=labels, decode=decode, index=index, k=k,
-                               batch_size=batch_size, max_new_tokens=max_new_tokens, chat=chat, device=device, dtype=dtype,
-                               quantize=quantize, explain=explain, style=style, shots=shots, shots_from=shots_from,
-                               trust_remote_code=trust_remote_code)
+    predictor = open_predictor(model, **{name: value for name, value in locals().items() if name in PREDICTOR_OPTIONS})
     skipped = SkipReport() if skip_invalid else None
     with open_input(input) as stream:
         records = read_jsonl(stream, skipped=skipped)
@@ -501,7 +423,7 @@ def score(
 
         sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
     else:
-        score_tables(stderr, result)
+        score_tables(result)
 
 
 @command

@@ -1,6 +1,6 @@
-"""The human side of stderr: score tables (headline, per relation, confusion matrix).
+"""The human side of stderr: one-line messages, skip reports, the training bar and score tables.
 
-User text (labels from the data) goes into rich Tables as plain cells, never as markup.
+User text (records, labels, paths) is printed as plain text, never read as rich markup.
 """
 
 from __future__ import annotations
@@ -8,8 +8,27 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from relcli.records import SkipReport
 
-def score_tables(stderr: Console, result: dict) -> None:
+stderr = Console(stderr=True, soft_wrap=True, highlight=False)  # one message, one line, whatever the width
+
+
+def say(message: str) -> None:
+    stderr.print(Text(message))
+
+
+def error(message: str) -> None:
+    stderr.print(Text.assemble(("error:", "red"), " ", message))
+
+
+def report_skipped(skipped: SkipReport | None) -> None:
+    if skipped and skipped.count:
+        say(f"skipped {skipped.count} invalid line(s)")
+        for message in skipped.examples:
+            say(f"  {message}")
+
+
+def score_tables(result: dict) -> None:
     """The human report on stderr: headline numbers, per-relation table, confusion matrix."""
     from rich.table import Table
 
@@ -58,3 +77,29 @@ def score_tables(stderr: Console, result: dict) -> None:
     elif columns:
         stderr.print(f"confusion matrix: {len(columns)} labels, too wide for this terminal "
                      "(see --format json or --confusion FILE.png)", highlight=False)
+
+
+class TrainingBar:
+    """A rich progress bar for training steps, with the latest loss."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps {task.fields[loss]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=not stderr.is_terminal)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def update(self, step: int, total: int, logs: dict) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=total, loss="")
+        fields = {"loss": f"loss {logs['loss']:.4f}"} if "loss" in logs else {}
+        self.progress.update(self.task, completed=step, total=total, **fields)
+        if "loss" in logs and not stderr.is_terminal:
+            say(f"step {step}/{total} loss {logs['loss']:.4f}")

@@ -1,0 +1,222 @@
+"""The faults a new user hit, each as a test: no traceback for any input, no lost or clobbered
+output, options that do not apply refused, relcli.json read once per run."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import RECORDS, write_jsonl
+from typer.testing import CliRunner
+
+from relcli.cli import app
+
+runner = CliRunner()
+BASE = ["--dtype", "float32", "--batch-size", "4"]
+
+
+def run(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def one_error(result, fragment: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+
+
+@pytest.fixture
+def records(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "t3.jsonl", RECORDS[:3])
+
+
+def test_relcli_json_is_read_once_per_extract_run(tiny_adapter, records, monkeypatch):
+    from relcli.artifacts import Artifact
+
+    reads = []
+    original = Artifact.read.__func__
+
+    def counted(cls, directory):
+        reads.append(directory)
+        return original(cls, directory)
+
+    monkeypatch.setattr(Artifact, "read", classmethod(counted))
+    result = run("extract", "-m", tiny_adapter, "-i", records, *BASE)
+    assert result.exit_code == 0, result.output
+    assert len(reads) == 1 and len(result.stdout.splitlines()) == 3
+
+
+def test_resume_keeps_a_complete_last_line_without_newline_when_the_run_fails(records, tmp_path):
+    out = tmp_path / "out.jsonl"
+    first = records.read_text().splitlines()[0]
+    out.write_text(first)  # complete, but no final newline
+    one_error(run("extract", "-m", tmp_path / "nope", "-t", "simple", "-l", "semeval", "-i", records, "-o", out, "--resume"),
+              "no model folder")
+    assert out.read_text() == first
+
+
+def test_resume_resumes_by_position_so_repeated_ids_are_not_skipped(tiny_llama, tmp_path):
+    rows = [dict(RECORDS[0], id="a"), dict(RECORDS[1], id="b"), dict(RECORDS[2], id="a")]
+    data = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    full = run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", data, *BASE)
+    out.write_text(full.stdout.splitlines()[0] + "\n")
+    result = run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", data, "-o", out, "--resume", *BASE)
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == full.stdout  # three lines, the repeated id included
+
+
+def test_resume_refuses_another_inputs_output_and_the_input_itself(tiny_llama, records, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text(json.dumps(dict(RECORDS[5], predicted="Other")) + "\n")
+    before = out.read_bytes()
+    one_error(run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", records, "-o", out, "--resume", *BASE),
+              "not this input's output")
+    assert out.read_bytes() == before
+    one_error(run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", records, "-o", records, "--resume", *BASE),
+              "the output is the input file")
+    assert records.read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize("option", [["--batch-size", "0"], ["--batch-size", "-1"], ["--k", "0"], ["--shard", ""],
+                                    ["--shard", "3/2"], ["--max-new-tokens", "0"]])
+def test_bad_numbers_are_refused_before_output_is_touched(records, tmp_path, option):
+    out = tmp_path / "out.jsonl"
+    out.write_text("keep\n")
+    result = run("extract", "-m", "smollm2-135m", "-t", "simple", "-l", "semeval", "-i", records, "-o", out, *option)
+    assert result.exit_code == 2 and result.stderr.startswith("error: "), result.output
+    assert out.read_text() == "keep\n"
+
+
+@pytest.mark.parametrize("option", [["--epochs", "-1"], ["--lora-r", "0"], ["--max-length", "2"], ["--limit", "-1"],
+                                    ["--save-steps", "0"], ["--lr", "0"]])
+def test_bad_training_numbers_are_one_line(records, tmp_path, option):
+    one_error(run("finetune", "-m", "smollm2-135m", "-o", tmp_path / "a", "-i", records, *option), "Invalid value")
+
+
+def test_classifier_refuses_lora_flags_and_fractional_epochs(records, tmp_path):
+    one_error(run("finetune", "--method", "classifier", "-m", "minilm", "-o", tmp_path / "c", "-i", records,
+                  "--lora-dropout", "0.1"), "--lora-dropout: lora_dropout do(es) not apply to the classifier method")
+    one_error(run("finetune", "--method", "classifier", "-m", "minilm", "-o", tmp_path / "c", "-i", records,
+                  "--epochs", "1.5"), "--epochs: a classifier trains whole epochs")
+    assert not (tmp_path / "c").exists()
+
+
+def test_extract_on_a_classifier_refuses_generator_options(tmp_path, records):
+    from relcli.artifacts import Artifact
+
+    Artifact(kind="classifier", base_model="minilm", labels=["Other"]).write(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    one_error(run("extract", "-m", tmp_path, "-i", records, "--template", "simple"), "--template: template do(es) not apply")
+    one_error(run("extract", "-m", tmp_path, "-i", records, "--quantize", "4bit"), "--quantize")
+
+
+def test_markup_in_user_text_and_paths_is_printed_literally(tmp_path):
+    line = '{"id":"a","text":"The [/b] company.","head":{"text":"xyz","start":4,"end":8},"tail":{"text":"company","start":9,"end":16}}\n'
+    one_error(run("prompts", "-l", "semeval", input=line), "[/b]")
+    one_error(run("score", "-i", tmp_path / "[bold]x.jsonl"), "[bold]x.jsonl")
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda d: d / "missing.jsonl", "no such file"),
+    (lambda d: d, "is a directory"),
+])
+def test_bad_input_paths(tmp_path, make, fragment):
+    one_error(run("extract", "-m", "smollm2-135m", "-t", "simple", "-l", "semeval", "-i", make(tmp_path)), fragment)
+
+
+@pytest.mark.parametrize("command", [["convert", "semeval", "-"], ["convert", "marked", "-"], ["prompts", "-l", "semeval"]])
+def test_a_directory_or_unwritable_output_is_one_line(tmp_path, command):
+    one_error(run(*command, "-o", tmp_path, input=""), "is a directory")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        one_error(run(*command, "-o", locked / "x.jsonl", input=""), "not a writable folder")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_label_and_template_files_with_invalid_utf8(tmp_path, records):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    one_error(run("prompts", "-i", records, "-l", bad), "--labels: cannot read label file")
+    one_error(run("prompts", "-i", records, "-l", "semeval", "-t", bad), "--template: cannot read template file")
+
+
+def test_a_bad_conversion_in_a_template_is_one_line(tmp_path, records):
+    template = tmp_path / "t.txt"
+    template.write_text("{sentence!x} {head}")
+    one_error(run("prompts", "-i", records, "-l", "semeval", "-t", template), "--template: bad template")
+
+
+def test_confusion_with_an_unknown_image_type(tmp_path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [dict(RECORDS[0], predicted="Other")])
+    one_error(run("score", "-i", preds, "--confusion", tmp_path / "out.xyz"), "--confusion")
+
+
+def test_a_corrupt_index_is_one_line(tmp_path, records):
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "index.json").write_text('{"count": 3, "dimension": 4, "model": "minilm", "embed": "sentence"}')
+    (index / "records.jsonl").write_text("{}\n")
+    (index / "index.hnsw").write_bytes(b"junk")
+    one_error(run("extract", "--decode", "knn", "--index", index, "-i", records), "damaged index")
+
+
+def test_end_to_end_records_fed_to_relation_classification(tiny_llama, tmp_path):
+    data = write_jsonl(tmp_path / "e2e.jsonl", [{"id": "d", "text": "Ann lives in Paris.", "triplets": []}])
+    one_error(run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", data, *BASE), "has no head")
+
+
+def test_template_file_text_is_stored_in_the_adapter(tiny_llama, records, tmp_path):
+    template = tmp_path / "mine.txt"
+    template.write_text("{marked_sentence}\nRelation:\n")
+    prompts = tmp_path / "p.jsonl"
+    assert run("prompts", "-i", records, "-l", "semeval", "-t", template, "-o", prompts).exit_code == 0
+    result = run("finetune", "-m", tiny_llama, "-o", tmp_path / "a", "-i", prompts, "--max-steps", "1", "--dtype", "float32")
+    assert result.exit_code == 0, result.output
+    template.unlink()  # moving or editing the file later changes nothing
+    meta = json.loads((tmp_path / "a" / "relcli.json").read_text())
+    assert meta["template"] == "{marked_sentence}\nRelation:\n"
+    assert run("extract", "-m", tmp_path / "a", "-i", records, *BASE).exit_code == 0
+
+
+def test_finetune_never_writes_into_a_folder_it_did_not_make(tiny_llama, records, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "README.md").write_text("my notes")
+    prompts = tmp_path / "p.jsonl"
+    run("prompts", "-i", records, "-l", "semeval", "-t", "compact", "-o", prompts)
+    one_error(run("finetune", "-m", tiny_llama, "-o", folder, "-i", prompts, "--max-steps", "1", "--dtype", "float32"),
+              "did not write")
+    assert (folder / "README.md").read_text() == "my notes"
+
+
+def test_outputs_keep_the_users_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out.jsonl"
+        assert run("prompts", "-l", "semeval", "-o", out, input="").exit_code == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_integers_past_64_bits_pass_through_unchanged(tiny_llama, tmp_path):
+    big = 123456789012345678901234567890
+    data = write_jsonl(tmp_path / "in.jsonl", [dict(RECORDS[0], big=big)])
+    result = run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", data, *BASE)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["big"] == big and str(big) in result.stdout
+
+
+def test_options_that_need_a_model_kind_are_refused_for_knn(tmp_path, records):
+    one_error(run("extract", "--decode", "knn", "--index", tmp_path, "-i", records, "--template", "simple"),
+              "--template: template do(es) not apply to the kNN label vote")
