@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= ../shared/data/semeval2010_task8
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench gpu-check clean
 
 # The stamp makes re-running `make install` instant; it is rebuilt when pyproject.toml changes.
 install: $(VENV)/.installed
@@ -44,6 +44,11 @@ bench: install
 		--ablation-records $(BENCH_ABLATION) --repeats $(BENCH_REPEATS) --steps $(BENCH_STEPS) \
 		--scale $(BENCH_SCALE) --large $(BENCH_LARGE) \
 		$(if $(BENCH_ADAPTER),--adapter $(BENCH_ADAPTER)) $(if $(BENCH_INDEX),--index $(BENCH_INDEX))
+
+# Every model-running stage on a CUDA GPU (QLoRA finetune, extract with the adapter, a classifier
+# epoch, the index embedder), timed, in a few minutes. Without CUDA it says so and exits 0.
+gpu-check: install
+	$(BIN)/python bench/gpu_check.py --data $(abspath $(DATA))
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -118,3 +118,15 @@ def test_every_bench_script_runs_on_real_data_and_the_headline_reads_them(tmp_pa
     measures = [row["measure"] for row in run_all.headline(saved)]
     assert any(m.startswith("extract records/s") for m in measures) and "finetune tokens/s" in measures
     assert any(m.startswith("index 300 vectors") for m in measures) and len(measures) == 8
+
+
+def test_gpu_check_says_there_is_no_gpu_and_exits_0_on_a_cpu_machine():
+    import subprocess
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is here: make gpu-check runs the real check")
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    done = subprocess.run([sys.executable, str(bench / "gpu_check.py")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "no CUDA GPU" in done.stdout, done.stderr[-2000:]

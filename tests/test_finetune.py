@@ -255,3 +255,11 @@ def test_bf16_training_lowers_the_loss_and_saves_fp32_lora_weights(tiny_llama, t
     assert completion_loss(str(tmp_path / "adapter")) < before * 0.5
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     assert {str(w.dtype) for w in weights.values()} == {"torch.float32"}
+
+
+def test_cpu_batches_split_into_micro_batches_of_about_micro_tokens():
+    from relcli.finetune import MICRO_TOKENS, micro_batch
+
+    assert MICRO_TOKENS == 256
+    assert micro_batch(16, 62) == 4 and micro_batch(16, 300) == 1 and micro_batch(10, 62) == 2
+    assert micro_batch(16, 8) == 16  # short rows: the whole batch in one forward

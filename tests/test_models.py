@@ -45,7 +45,8 @@ def test_quantization_names():
     import torch
 
     assert models.quantization_config("none", torch.float32) is None
-    assert models.quantization_config("4bit", torch.float32).bnb_4bit_quant_type == "nf4"
+    qlora = models.quantization_config("4bit", torch.bfloat16)  # the paper's QLoRA: NF4, double quantization, bf16 compute
+    assert qlora.bnb_4bit_quant_type == "nf4" and qlora.bnb_4bit_use_double_quant and qlora.bnb_4bit_compute_dtype == torch.bfloat16
     with pytest.raises(UserError, match="unknown quantization"):
         models.quantization_config("2bit", torch.float32)
 
