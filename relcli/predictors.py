@@ -12,7 +12,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Protocol
 
 from relcli.errors import UserError, refuse
-from relcli.records import Record, chunks
+from relcli.records import Record, chunks, crop_to_pair
+
+# Relation classification reads a pair in its sentence: longer texts are cut around the pair.
+MAX_TEXT_CHARS = 2000
 
 DECODES = ("constrained", "generate", "knn")
 # The options each kind of predictor uses; anything else the caller set is refused.
@@ -126,18 +129,39 @@ class KnnPredictor:
         return [f"{self.fallback} record(s) had no labelled neighbour; set to the negative label"] if self.fallback else []
 
 
+class PairWindows:
+    """Relation classification reads a pair in its sentence: a longer text is cut to MAX_TEXT_CHARS
+    around the pair before the model sees it (counted), and the output keeps the whole record."""
+
+    def __init__(self, chunk: int):
+        self.chunk, self.cut = chunk, 0
+
+    def predict(self, records: Iterable[Record], predict) -> Iterator[Record]:
+        for chunk in chunks(_only(records, "head", "relation classification"), self.chunk):
+            cropped = [crop_to_pair(record, MAX_TEXT_CHARS) for record in chunk]
+            self.cut += sum(c is not r for c, r in zip(cropped, chunk))
+            for record, out in zip(chunk, predict(cropped)):
+                yield {**record, **{key: out[key] for key in ("predicted", "explain") if key in out}}
+
+    def summary(self) -> list[str]:
+        return [f"{self.cut} text(s) longer than {MAX_TEXT_CHARS} characters were cut to that many around their "
+                "pair for the model"] if self.cut else []
+
+
 class ClassifierPredictor:
     def __init__(self, ref, batch_size: int, explain: bool, device: str | None, dtype: str | None):
         from relcli.classifier import load_classifier
 
         self.classifier = load_classifier(ref.path, device=device, dtype=dtype, artifact=ref.artifact)
         self.batch_size, self.explain = batch_size, explain
+        self.pairs = PairWindows(batch_size * 16)
 
     def predict(self, records: Iterable[Record]) -> Iterator[Record]:
-        return self.classifier.predict(records, batch_size=self.batch_size, explain=self.explain)
+        return self.pairs.predict(records, lambda cropped: self.classifier.predict(
+            cropped, batch_size=self.batch_size, explain=self.explain))
 
     def summary(self) -> list[str]:
-        return []
+        return self.pairs.summary()
 
 
 def _chat(given: dict, loaded) -> bool:
@@ -165,21 +189,23 @@ class GeneratorPredictor:
             self.examples_for = _neighbours(given, given.get("k", 3))
         elif "index" in given:
             raise UserError("this template has no {examples} field to put retrieved records in", param="index")
+        self.pairs = PairWindows(given.get("batch_size", 16) * 8)
         self.generator = Generator(
             loaded, text, _labels(given, artifact), chat=_chat(given, loaded), decode=given.get("decode", "constrained"),
             batch_size=given.get("batch_size", 16), max_new_tokens=given.get("max_new_tokens", 30),
             explain=bool(given.get("explain")))
 
     def predict(self, records: Iterable[Record]) -> Iterator[Record]:
-        return self.generator.predict(_only(records, "head", "relation classification"), self.examples_for)
+        return self.pairs.predict(records, lambda cropped: self.generator.predict(cropped, self.examples_for))
 
     def summary(self) -> list[str]:
         stats, negative = self.generator.stats, self.generator.negative
-        if not stats.unmapped:
-            return []
-        fate = f"set to the negative label {negative!r}" if negative else "kept as generated (invalid labels)"
-        return [f"{stats.unmapped} of {stats.records} generations named no label; {fate}",
-                *(f"  {example}" for example in stats.examples)]
+        lines = self.pairs.summary()
+        if stats.unmapped:
+            fate = f"set to the negative label {negative!r}" if negative else "kept as generated (invalid labels)"
+            lines += [f"{stats.unmapped} of {stats.records} generations named no label; {fate}",
+                      *(f"  {example}" for example in stats.examples)]
+        return lines
 
 
 class TripletPredictor:

@@ -66,6 +66,24 @@ def mark_entities(record: Record, head: tuple[str, str] = ("<e1>", "</e1>"), tai
     return "".join(pieces)
 
 
+def crop_to_pair(record: Record, limit: int) -> Record:
+    """The record itself when its text has at most ``limit`` characters, else a copy whose text is
+    the ``limit`` characters centred on the head/tail pair (offsets shifted). A text far longer than
+    a sentence would otherwise make a prompt no model context holds; the pair and its context are
+    what relation classification reads."""
+    text = record["text"]
+    if len(text) <= limit:
+        return record
+    spans = [record["head"], record["tail"]]
+    low, high = min(s["start"] for s in spans), max(s["end"] for s in spans)
+    if high - low > limit:
+        raise UserError(f"record {record.get('id')!r}: its head and tail are {high - low} characters apart, "
+                        f"more than the {limit} a prompt takes")
+    start = max(0, min(low - (limit - (high - low)) // 2, len(text) - limit))
+    shift = lambda span: {**span, "start": span["start"] - start, "end": span["end"] - start}  # noqa: E731
+    return {**record, "text": text[start:start + limit], "head": shift(record["head"]), "tail": shift(record["tail"])}
+
+
 def check_span(span: Any, text: str, name: str, *, offsets_required: bool = True) -> None:
     if not isinstance(span, dict):
         raise RecordError(f"{name} must be an object with text/start/end")

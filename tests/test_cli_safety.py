@@ -220,3 +220,30 @@ def test_integers_past_64_bits_pass_through_unchanged(tiny_llama, tmp_path):
 def test_options_that_need_a_model_kind_are_refused_for_knn(tmp_path, records):
     one_error(run("extract", "--decode", "knn", "--index", tmp_path, "-i", records, "--template", "simple"),
               "--template: template do(es) not apply to the kNN label vote")
+
+
+def test_a_megabyte_text_is_cut_around_its_pair_not_run_unbounded(tiny_llama, tmp_path):
+    filler = "word " * 200_000
+    text = filler + "The burst has been caused by water hammer pressure. " + filler
+    start = text.index("burst")
+    record = {"id": "long", "text": text, "relation": "Other",
+              "head": {"text": "burst", "start": start, "end": start + 5, "type": None},
+              "tail": {"text": "pressure", "start": text.index("pressure"), "end": text.index("pressure") + 8, "type": None}}
+    data = write_jsonl(tmp_path / "long.jsonl", [record])
+    result = run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", data, *BASE)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["text"] == text and out["predicted"] and "1 text(s) longer than 2000 characters were cut" in result.stderr
+
+
+def test_crop_keeps_the_pair_and_shifts_offsets():
+    from relcli.records import crop_to_pair
+
+    record = dict(RECORDS[6], text="x" * 50 + RECORDS[6]["text"] + "y" * 50)
+    record["head"] = {**RECORDS[6]["head"], "start": RECORDS[6]["head"]["start"] + 50, "end": RECORDS[6]["head"]["end"] + 50}
+    record["tail"] = {**RECORDS[6]["tail"], "start": RECORDS[6]["tail"]["start"] + 50, "end": RECORDS[6]["tail"]["end"] + 50}
+    cropped = crop_to_pair(record, 60)
+    for role in ("head", "tail"):
+        span = cropped[role]
+        assert len(cropped["text"]) == 60 and cropped["text"][span["start"]:span["end"]] == span["text"]
+    assert crop_to_pair(RECORDS[0], 1000) is RECORDS[0]
