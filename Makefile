@@ -28,7 +28,7 @@ DEMO_TRAIN ?= auto
 DEMO_TEST  ?= 400
 demo: install
 	n=$(DEMO_TRAIN); [ "$$n" != auto ] || n=$$($(BIN)/python -c 'from relcli.device import placement; print(0 if placement().half else 2000)'); \
-	echo "demo: relcli computes on $$($(BIN)/python -c 'from relcli.device import placement; print(placement().describe())'); training records: $${n/#0/all}"; \
+	echo "demo: relcli computes on $$($(BIN)/python -c 'from relcli.device import placement; print(placement().describe())'); training records: $$n (0: all)"; \
 	$(MAKE) -C examples/semeval OUT=out-demo-$$n DATA=$(abspath $(DATA)) TRAIN_N=$$n TEST_N=$(DEMO_TEST) EPOCHS=1 ft && \
 	$(BIN)/relcli score -i examples/semeval/out-demo-$$n/ft.preds.jsonl
 
