@@ -102,11 +102,6 @@ def command(fn):
     return app.command()(wrapper)
 
 
-def given(**options) -> dict:
-    """The options the user set (typer leaves the others None / False)."""
-    return {name: value for name, value in options.items() if value is not None and value is not False}
-
-
 @command
 def convert(
     fmt: str = typer.Argument(
@@ -151,19 +146,14 @@ def convert(
     """
     from collections import Counter
 
-    from relcli.formats import convert as convert_records, load_patch, pairing as pair_options, to_pairs
+    from relcli.formats import convert_sources, load_patch
     from relcli.records import write_jsonl
-    from relcli.splits import carve_dev
 
-    pairing = pair_options(fmt, pairs, seed, negative=negative, max_distance=max_distance, negative_ratio=negative_ratio)
-    loaded = load_patch(patch) if patch is not None else None
     report, skipped = Counter(), SkipReport() if skip_invalid else None
     sources = [sys.stdin.buffer if str(path) == "-" else path for path in paths]
-    records = convert_records(fmt, sources, report, patch=loaded, skipped=skipped, annotator=annotator)
-    if split_dev is not None or only is not None:
-        records = carve_dev(records, split_dev, seed, only)
-    if pairing is not None:
-        records = to_pairs(records, pairing, report)
+    loaded = load_patch(patch) if patch is not None else None
+    records = convert_sources(fmt, sources, report, patch=loaded, skipped=skipped, annotator=annotator, split_dev=split_dev, seed=seed,
+                              only=only, pairs=pairs, negative=negative, max_distance=max_distance, negative_ratio=negative_ratio)
     with open_output(output) as out:
         count = write_jsonl(records, out)
     report_skipped(skipped)
@@ -268,32 +258,23 @@ def finetune(
 
         relcli finetune --method classifier -m minilm -l semeval -i train.jsonl -o classifier/ --epochs 8
     """
-    options = given(**{name: value for name, value in locals().items()
-                       if name not in ("model", "output", "input", "method", "skip_invalid")})
+    options = {name: value for name, value in locals().items()  # the options set (typer leaves the others None / False)
+               if name not in ("model", "output", "input", "method", "skip_invalid") and value is not None and value is not False}
     from relcli.console import TrainingBar
     from relcli.finetune import validate_prompt
     from relcli.records import read_jsonl
-    from relcli.streams import check_writable
+    from relcli.streams import check_writable, read_all
     from relcli.training import train
 
     check_writable(output, "output", directory=True)
     skipped = SkipReport() if skip_invalid else None
     validate = {"validate": validate_prompt} if method == "lora" else {}
-    eval_records = _read_all(eval_file, "eval_file", **validate)
+    eval_records = read_all(eval_file, "eval_file", **validate)
     with open_input(input) as stream, TrainingBar() as bar:
         message = train(method, model, output, read_jsonl(stream, skipped=skipped, **validate), options,
                         eval_records=eval_records, on_log=bar.update)
     report_skipped(skipped)
     say(message)
-
-
-def _read_all(path: Optional[Path], param: str, **options) -> list | None:
-    from relcli.records import read_jsonl
-
-    if path is None:
-        return None
-    with open_input(path, param=param) as stream:
-        return list(read_jsonl(stream, **options))
 
 
 PREDICTOR_OPTIONS = ("task", "template", "labels", "decode", "index", "k", "batch_size", "max_new_tokens", "chat", "device",
@@ -340,35 +321,20 @@ def extract(
 
         relcli extract -m ./triplet-adapter -i conll04-dev.jsonl | relcli score --scheme triplets
     """
-    import itertools
-
     from relcli.predictors import open_predictor
-    from relcli.records import dumps, read_jsonl
-    from relcli.streams import Resume, check_writable, count_lines, progress, shard_bounds
+    from relcli.records import read_jsonl
+    from relcli.streams import Run, progress
 
     if resume and output is None:
         raise UserError("--resume needs -o FILE")
-    if output is not None and str(output) != "-":
-        check_writable(output)
-    total = count_lines(input)
-    if shard is not None and total is None:
+    if shard is not None and (input is None or str(input) == "-"):
         raise UserError("--shard needs -i FILE (the input must be countable)")
-    bounds = shard_bounds(shard, total) if shard is not None else None
-    done = Resume.read(output, input) if resume else None
+    run = Run(input, output, resume=resume, shard=shard)
     predictor = open_predictor(model, **{name: value for name, value in locals().items() if name in PREDICTOR_OPTIONS})
     skipped = SkipReport() if skip_invalid else None
-    with open_input(input) as stream:
-        records = read_jsonl(stream, skipped=skipped)
-        if bounds:
-            records, total = itertools.islice(records, *bounds), bounds[1] - bounds[0]
-        if done:
-            records = done.skip_done(iter(records))
-            total = None if total is None else max(total - len(done.ids), 0)
-        with (done.open() if done else open_output(output)) as out:
-            for record in progress(predictor.predict(records), "extracting", total=total):
-                out.write(dumps(record))
-                if done:
-                    out.flush()
+    with open_input(input) as stream, run.writer() as write:
+        for record in progress(predictor.predict(run.select(read_jsonl(stream, skipped=skipped))), "extracting", total=run.total):
+            write(record)
     report_skipped(skipped)
     for line in predictor.summary():
         say(line)
