@@ -211,3 +211,21 @@ def test_a_schema_masks_the_probabilities_and_a_margin_favours_the_negative(trai
     assert [r["predicted"] for r in classifier.predict(RECORDS, negative_margin=0.0)] == [r["relation"] for r in RECORDS]
     with pytest.raises(UserError, match="not among the labels of the classifier"):
         next(classifier.predict(RECORDS, schema=from_dict({"relations": {"Near(e1,e2)": None}})))  # no_relation
+
+
+def test_cli_extract_passes_the_schema_and_margin_to_the_classifier(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from relcli.cli import app
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"negative": "Other", "relations": {"Near(e1,e2)": {"head_types": ["PLANT"]},
+                                                                     "Under(e1,e2)": None}}))
+    animals = "".join(json.dumps(dict(r, head=dict(r["head"], type="ANIMAL"))) + "\n" for r in RECORDS)
+    base = ["extract", "-m", str(trained["cls"][0]), "--dtype", "float32", "--schema", str(schema)]
+    done = CliRunner().invoke(app, [*base, "--explain"], input=animals)
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert all(r["predicted"] != "Near(e1,e2)" and set(r["explain"]["label_scores"]) == {"Under(e1,e2)", "Other"} for r in rows)
+    cautious = CliRunner().invoke(app, [*base, "--negative-margin", "1"], input=animals)
+    assert {json.loads(line)["predicted"] for line in cautious.stdout.splitlines()} == {"Other"}
