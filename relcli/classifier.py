@@ -352,11 +352,32 @@ class Classifier:
         self.labels, self.pooling, self.entity_types = list(labels), pooling, entity_types
         self.max_length, self.place = max_length, place
 
-    def predict(self, records: Iterable[Record], batch_size: int = 64, explain: bool = False) -> Iterator[Record]:
+    def predict(self, records: Iterable[Record], batch_size: int = 64, explain: bool = False, schema=None,
+                negative_margin: float | None = None) -> Iterator[Record]:
         """Yield each record with ``predicted`` (and ``explain.label_scores``, label -> probability, when
         ``explain``) added, in input order. Input is read in chunks of 16 batches, so memory stays
-        flat; inside a chunk, batches are formed from similar lengths."""
+        flat; inside a chunk, batches are formed from similar lengths.
+
+        With a relation ``schema`` the labels it rules out for a record's pair get no probability
+        (their logits are masked before the softmax, and they are left out of the scores); with
+        ``negative_margin`` the negative label's probability is raised by it before the argmax."""
         import torch
+
+        from relcli.calibration import decide
+        from relcli.labels import negative_label
+
+        negative = schema.negative if schema is not None else negative_label(self.labels)
+        if schema is not None:
+            schema.check_within(self.labels, "the classifier")
+        if negative_margin is not None and negative is None:
+            raise UserError("a negative margin needs a negative label in the inventory", param="negative_margin")
+        masks: dict[tuple, Any] = {}
+
+        def mask(record: Record):
+            allowed = tuple(schema.allowed(record))
+            if allowed not in masks:
+                masks[allowed] = torch.tensor([0.0 if label in allowed else -math.inf for label in self.labels])
+            return masks[allowed]
 
         self.encoder.eval()
         self.head.eval()
@@ -365,15 +386,23 @@ class Classifier:
             encoded = encode_records(self.tokenizer, chunk, self.max_length, self.entity_types)
             probs = [None] * len(chunk)
             for rows in sorted_batches([len(e.ids) for e in encoded], batch_size):
-                ids, mask, positions = (t.to(self.place.device) for t in _pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
+                ids, attention, positions = (t.to(self.place.device) for t in _pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
                 with torch.no_grad(), _autocast(self.place):
-                    logits = self.head(self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, positions)
-                for row, p in zip(rows, torch.softmax(logits.float(), dim=-1).cpu()):
+                    logits = self.head(self.encoder(input_ids=ids, attention_mask=attention).last_hidden_state, positions)
+                logits = logits.float().cpu()
+                if schema is not None:
+                    logits = logits + torch.stack([mask(chunk[i]) for i in rows])
+                for row, p in zip(rows, torch.softmax(logits, dim=-1)):
                     probs[row] = p
             for record, p in zip(chunk, probs):
-                out = {**record, "predicted": self.labels[int(p.argmax())]}
+                scores = {label: round(float(v), 6) for label, v in zip(self.labels, p)
+                          if schema is None or label in schema.allowed(record)}
+                if negative_margin is None:
+                    out = {**record, "predicted": self.labels[int(p.argmax())]}
+                else:
+                    out = {**record, "predicted": decide(scores, negative, negative_margin)}
                 if explain:
-                    out["explain"] = {"label_scores": {label: round(float(v), 6) for label, v in zip(self.labels, p)}}
+                    out["explain"] = {"label_scores": scores}
                 yield out
 
 

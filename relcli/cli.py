@@ -9,6 +9,7 @@ commands that need them, so `relcli --help`, `convert` and `score` start fast.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -19,9 +20,9 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from relcli.console import error, report_skipped, say
+from relcli.console import calibration_table, error, report_skipped, say, score_tables
 from relcli.errors import UserError
-from relcli.records import SkipReport
+from relcli.records import SkipReport, read_jsonl, write_jsonl
 from relcli.streams import open_input, open_output
 
 # Our own progress bars and one-line messages are the interface: keep the libraries' quiet. These
@@ -72,6 +73,7 @@ StyleOpt = typer.Option(None, "--format", help="Triplets: rebel (<triplet> h <su
 ShotsOpt = typer.Option(None, "--shots", min=1, help="Triplets: demonstrations per prompt, retrieved with --index or the first N of --shots-from.")
 ShotsFromOpt = typer.Option(None, "--shots-from", help="Triplets: JSONL of training records whose first N are the demonstrations.")
 TaskOpt = typer.Option(None, "--task", help="rc (records with a given pair) or triplets (end-to-end records).")
+SchemaOpt = typer.Option(None, "--schema", help="Relation schema FILE, JSON or YAML (`relcli schema` drafts one): labels, definitions, argument types.")
 
 # Library parameter -> the flag that sets it, where the two names differ.
 FLAGS = {"style": "--format", "skipped": "--skip-invalid", "shots_from": "--shots-from", "eval_file": "--eval", "classifier_lora": "--classifier-lora"}
@@ -102,16 +104,9 @@ def command(fn):
     return app.command()(wrapper)
 
 
-def given(**options) -> dict:
-    """The options the user set (typer leaves the others None / False)."""
-    return {name: value for name, value in options.items() if value is not None and value is not False}
-
-
 @command
 def convert(
-    fmt: str = typer.Argument(
-        ..., metavar="FORMAT", help="semeval, tacred, marked, rebel, conll04, brat, doccano, label-studio or prodigy."
-    ),
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="semeval, tacred, marked, rebel, conll04, brat, doccano, label-studio or prodigy."),
     paths: list[Path] = typer.Argument(..., help="Dataset files, read in turn (`-` is stdin); brat: directories or .ann files."),
     output: Optional[Path] = OutputOpt,
     patch: Optional[Path] = typer.Option(None, "--patch", help="tacred only: a TACREV patch `[{id, relation}]` or a Re-TACRED map `{id: label}`."),
@@ -119,19 +114,13 @@ def convert(
     seed: int = typer.Option(13, "--seed", help="Seed of the --split-dev hash and of --negative-ratio sampling."),
     only: Optional[str] = typer.Option(None, "--only", help="With --split-dev: write only `train` or `dev`."),
     skip_invalid: bool = SkipOpt,
-    annotator: Optional[str] = typer.Option(
-        None, "--annotator", help="label-studio: whose annotation to read (default: each task's first completed one); prodigy: only this annotator's answers."
-    ),
-    pairs: bool = typer.Option(
-        False, "--pairs", help="Documents with entities: one RC record per ordered entity pair in a sentence, instead of one end-to-end record."
-    ),
-    max_distance: Optional[int] = typer.Option(
-        None, "--max-distance", min=0, help="--pairs: pair entities at most N characters apart instead of within a sentence."
-    ),
+    annotator: Optional[str] = typer.Option(None, "--annotator", help="label-studio: whose annotation to read (default: each task's first "
+                                            "completed one); prodigy: only this annotator's answers."),
+    pairs: bool = typer.Option(False, "--pairs", help="Documents with entities: one RC record per ordered entity pair in a sentence, "
+                               "instead of one end-to-end record."),
+    max_distance: Optional[int] = typer.Option(None, "--max-distance", min=0, help="--pairs: pair entities at most N characters apart instead of within a sentence."),
     negative: Optional[str] = typer.Option(None, "--negative", help="--pairs: the label of pairs without a relation (default no_relation)."),
-    negative_ratio: Optional[float] = typer.Option(
-        None, "--negative-ratio", min=0.0, help="--pairs: keep about R negative pairs per gold relation, drawn with --seed."
-    ),
+    negative_ratio: Optional[float] = typer.Option(None, "--negative-ratio", min=0.0, help="--pairs: keep about R negative pairs per gold relation, drawn with --seed."),
 ):
     """Convert dataset files to relcli records (JSONL), streaming.
 
@@ -151,19 +140,13 @@ def convert(
     """
     from collections import Counter
 
-    from relcli.formats import convert as convert_records, load_patch, pairing as pair_options, to_pairs
-    from relcli.records import write_jsonl
-    from relcli.splits import carve_dev
+    from relcli.formats import convert_sources, load_patch
 
-    pairing = pair_options(fmt, pairs, seed, negative=negative, max_distance=max_distance, negative_ratio=negative_ratio)
-    loaded = load_patch(patch) if patch is not None else None
     report, skipped = Counter(), SkipReport() if skip_invalid else None
     sources = [sys.stdin.buffer if str(path) == "-" else path for path in paths]
-    records = convert_records(fmt, sources, report, patch=loaded, skipped=skipped, annotator=annotator)
-    if split_dev is not None or only is not None:
-        records = carve_dev(records, split_dev, seed, only)
-    if pairing is not None:
-        records = to_pairs(records, pairing, report)
+    loaded = load_patch(patch) if patch is not None else None
+    records = convert_sources(fmt, sources, report, patch=loaded, skipped=skipped, annotator=annotator, split_dev=split_dev, seed=seed,
+                              only=only, pairs=pairs, negative=negative, max_distance=max_distance, negative_ratio=negative_ratio)
     with open_output(output) as out:
         count = write_jsonl(records, out)
     report_skipped(skipped)
@@ -174,18 +157,13 @@ def convert(
     say(f"wrote {count} records")
 
 
-def _index(index: Optional[Path], device=None, dtype=None):
-    from relcli.retrieval import Index
-
-    return Index.load(index, device=device, dtype=dtype) if index else None
-
-
 @command
 def prompts(
     input: Optional[Path] = InputOpt,
     output: Optional[Path] = OutputOpt,
-    template: str = typer.Option("simple", "--template", "-t", help="simple (the paper's), compact, rag, compact-rag, or a template FILE with {fields}."),
+    template: str = typer.Option("simple", "--template", "-t", help="simple (the paper's), compact, rag, compact-rag, definitions (needs --schema), or a template FILE with {fields}."),
     labels: Optional[str] = LabelsOpt,
+    schema: Optional[Path] = SchemaOpt,
     labels_from_data: bool = typer.Option(False, "--labels-from-data", help="Use the sorted gold labels of the input (never do this on test data)."),
     index: Optional[Path] = IndexOpt,
     k: int = typer.Option(3, "--k", min=1, help="Retrieved examples per prompt."),
@@ -203,16 +181,16 @@ def prompts(
 
         relcli convert conll04 conll04_train.json | relcli prompts --task triplets --format json -t compact --labels-from-data > train.prompts.jsonl
 
+        relcli prompts -t definitions --schema schema.json -i train.pairs.jsonl > train.prompts.jsonl
+
     With --task triplets, --template is simple (instruction and relation list) or compact (the text only, for fine-tuning).
     """
     from relcli.prompts import prompt_stream
-    from relcli.records import read_jsonl, write_jsonl
 
     skipped = SkipReport() if skip_invalid else None
-    loaded_index = _index(index)
     with open_input(input) as stream:
-        pairs = prompt_stream(read_jsonl(stream, skipped=skipped), task=task, template=template, labels=labels,
-                              labels_from_data=labels_from_data, index=loaded_index, k=k, style=style, shots=shots or 0,
+        pairs = prompt_stream(read_jsonl(stream, skipped=skipped), task=task, template=template, labels=labels, schema=schema,
+                              labels_from_data=labels_from_data, index=index, k=k, style=style, shots=shots or 0,
                               shots_from=shots_from)
         with open_output(output) as out:
             n = write_jsonl(pairs, out)
@@ -268,18 +246,17 @@ def finetune(
 
         relcli finetune --method classifier -m minilm -l semeval -i train.jsonl -o classifier/ --epochs 8
     """
-    options = given(**{name: value for name, value in locals().items()
-                       if name not in ("model", "output", "input", "method", "skip_invalid")})
+    options = {name: value for name, value in locals().items()  # the options set (typer leaves the others None / False)
+               if name not in ("model", "output", "input", "method", "skip_invalid") and value is not None and value is not False}
     from relcli.console import TrainingBar
     from relcli.finetune import validate_prompt
-    from relcli.records import read_jsonl
-    from relcli.streams import check_writable
+    from relcli.streams import check_writable, read_all
     from relcli.training import train
 
     check_writable(output, "output", directory=True)
     skipped = SkipReport() if skip_invalid else None
     validate = {"validate": validate_prompt} if method == "lora" else {}
-    eval_records = _read_all(eval_file, "eval_file", **validate)
+    eval_records = read_all(eval_file, "eval_file", **validate)
     with open_input(input) as stream, TrainingBar() as bar:
         message = train(method, model, output, read_jsonl(stream, skipped=skipped, **validate), options,
                         eval_records=eval_records, on_log=bar.update)
@@ -287,17 +264,8 @@ def finetune(
     say(message)
 
 
-def _read_all(path: Optional[Path], param: str, **options) -> list | None:
-    from relcli.records import read_jsonl
-
-    if path is None:
-        return None
-    with open_input(path, param=param) as stream:
-        return list(read_jsonl(stream, **options))
-
-
-PREDICTOR_OPTIONS = ("task", "template", "labels", "decode", "index", "k", "batch_size", "max_new_tokens", "chat", "device",
-                     "dtype", "quantize", "explain", "style", "shots", "shots_from", "trust_remote_code")
+PREDICTOR_OPTIONS = ("task", "template", "labels", "schema", "negative_margin", "decode", "index", "k", "batch_size", "max_new_tokens",
+                     "chat", "device", "dtype", "quantize", "explain", "style", "shots", "shots_from", "trust_remote_code")
 
 
 @command
@@ -307,6 +275,9 @@ def extract(
     output: Optional[Path] = OutputOpt,
     template: Optional[str] = typer.Option(None, "--template", "-t", help="For a base model: simple (default), rag, compact or a FILE."),
     labels: Optional[str] = LabelsOpt,
+    schema: Optional[Path] = SchemaOpt,
+    negative_margin: Optional[float] = typer.Option(None, "--negative-margin", help="Raise the negative label's score by M before the argmax "
+                                                    "(M from `score --calibrate`): classifier, kNN vote, and generators (scoring every label)."),
     decode: Optional[str] = typer.Option(None, "--decode", help="constrained (default: only valid labels), generate (free text mapped to a label), knn (label vote of retrieved neighbours)."),
     index: Optional[Path] = IndexOpt,
     k: Optional[int] = typer.Option(None, "--k", min=1, help="Retrieved examples per record (default 3)."),
@@ -339,36 +310,22 @@ def extract(
         relcli extract --decode knn --index train.index -i test.jsonl | relcli score
 
         relcli extract -m ./triplet-adapter -i conll04-dev.jsonl | relcli score --scheme triplets
-    """
-    import itertools
 
+        relcli extract -m ./classifier --schema schema.json --negative-margin 0.3 -i dev.pairs.jsonl | relcli score
+    """
     from relcli.predictors import open_predictor
-    from relcli.records import dumps, read_jsonl
-    from relcli.streams import Resume, check_writable, count_lines, progress, shard_bounds
+    from relcli.streams import Run, progress
 
     if resume and output is None:
         raise UserError("--resume needs -o FILE")
-    if output is not None and str(output) != "-":
-        check_writable(output)
-    total = count_lines(input)
-    if shard is not None and total is None:
+    if shard is not None and (input is None or str(input) == "-"):
         raise UserError("--shard needs -i FILE (the input must be countable)")
-    bounds = shard_bounds(shard, total) if shard is not None else None
-    done = Resume.read(output, input) if resume else None
+    run = Run(input, output, resume=resume, shard=shard)
     predictor = open_predictor(model, **{name: value for name, value in locals().items() if name in PREDICTOR_OPTIONS})
     skipped = SkipReport() if skip_invalid else None
-    with open_input(input) as stream:
-        records = read_jsonl(stream, skipped=skipped)
-        if bounds:
-            records, total = itertools.islice(records, *bounds), bounds[1] - bounds[0]
-        if done:
-            records = done.skip_done(iter(records))
-            total = None if total is None else max(total - len(done.ids), 0)
-        with (done.open() if done else open_output(output)) as out:
-            for record in progress(predictor.predict(records), "extracting", total=total):
-                out.write(dumps(record))
-                if done:
-                    out.flush()
+    with open_input(input) as stream, run.writer() as write:
+        for record in progress(predictor.predict(run.select(read_jsonl(stream, skipped=skipped))), "extracting", total=run.total):
+            write(record)
     report_skipped(skipped)
     for line in predictor.summary():
         say(line)
@@ -382,6 +339,9 @@ def score(
     negative: Optional[str] = typer.Option(None, "--negative", help="The negative label (default: the inventory's `no_relation`/`Other`, else `no_relation`)."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label inventory deciding which predictions are valid: semeval, tacred, tacrev, "
                                          "retacred or a file with one label per line (default: SemEval's for semeval, else the gold labels)."),
+    schema: Optional[Path] = SchemaOpt,
+    calibrate: bool = typer.Option(False, "--calibrate", help="Instead of scores: the margin for the negative label that maximises micro-F1 on "
+                                   "predictions made with --explain (for `extract --negative-margin`)."),
     format: str = typer.Option("table", "--format", help="table: human tables on stderr; json: one JSON object on stdout."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Also draw the confusion matrix to this image file (.png, .pdf, .svg; needs `pip install 'relcli[plot]'`)."),
     skip_invalid: bool = SkipOpt,
@@ -398,32 +358,47 @@ def score(
         relcli extract --model ./adapter < test.jsonl | relcli score --format json | jq .official.f1
 
         relcli score -i preds.jsonl --scheme tacred --labels retacred --confusion confusion.png
+
+        relcli extract -m ./classifier --explain -i dev.pairs.jsonl | relcli score --calibrate
     """
-    from relcli.console import score_tables
-    from relcli.labels import load_labels
-    from relcli.records import read_jsonl
-    from relcli.scoring import SCHEMES, check_plot_path, plot_confusion, score_records, score_validator
+    from relcli.scoring import SCHEMES, evaluate, score_validator
 
     if scheme not in SCHEMES:
         raise UserError(f"--scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
     if format not in ("table", "json"):
         raise UserError(f"--format must be table or json, not {format!r}")
-    if confusion:
-        check_plot_path(confusion)
-    inventory = load_labels(labels) if labels else None
     skipped = SkipReport() if skip_invalid else None
-    with open_input(input) as handle:
-        records = read_jsonl(handle, validate=score_validator(), skipped=skipped)
-        result = score_records(records, scheme=scheme, negative=negative, labels=inventory)
+    with open_input(input) as handle:  # the confusion image is checked before reading and drawn after scoring
+        result = evaluate(read_jsonl(handle, validate=score_validator(), skipped=skipped), scheme=scheme, negative=negative,
+                          labels=labels, schema=schema, calibrate=calibrate, confusion=confusion)
     report_skipped(skipped)
-    if confusion:
-        plot_confusion(result["confusion"], confusion)
     if format == "json":
-        import orjson
-
-        sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
+        sys.stdout.buffer.write(json.dumps(result).encode() + b"\n")
     else:
-        score_tables(result)
+        (calibration_table if calibrate else score_tables)(result)
+
+
+@command
+def schema(
+    input: Optional[Path] = InputOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Schema file to write, atomically (default: stdout)."),
+    negative: Optional[str] = typer.Option(None, "--negative", help="The negative label (default: `no_relation`/`Other` where seen, else `no_relation`)."),
+    skip_invalid: bool = SkipOpt,
+):
+    """Draft a relation schema (JSON) from labelled records: the entity types seen per relation.
+
+    With counts, to edit (descriptions, stray types, symmetric) before passing it with --schema:
+
+        relcli convert conll04 conll04_train.json --pairs | relcli schema > schema.json
+    """
+    from relcli.schema import infer
+
+    skipped = SkipReport() if skip_invalid else None
+    with open_input(input) as stream:
+        drafted = infer(read_jsonl(stream, skipped=skipped), negative=negative)
+    with open_output(output) as out:
+        out.write(json.dumps(drafted, indent=2, ensure_ascii=False).encode() + b"\n")
+    report_skipped(skipped)
 
 
 @command
@@ -448,7 +423,6 @@ def index(
     """
     import time
 
-    from relcli.records import read_jsonl
     from relcli.retrieval import build_index
     from relcli.streams import progress
 

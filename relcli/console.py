@@ -79,6 +79,22 @@ def score_tables(result: dict) -> None:
                      "(see --format json or --confusion FILE.png)", highlight=False)
 
 
+def calibration_table(result: dict) -> None:
+    """`score --calibrate` on stderr: micro P/R/F1 as predicted, at margin 0 and at the margin found."""
+    from rich.table import Table
+
+    table = Table(title=f"relcli score --calibrate: {result['n']} records, negative label {result['negative']!r}")
+    for name in ("predictions", "margin", "P", "R", "F1", "guessed"):
+        table.add_column(name, justify="left" if name == "predictions" else "right")
+    rows = [("as given (predicted)", "", result.get("given")), ("argmax of label scores", "0", result["before"]),
+            ("calibrated", str(result['margin']), result["after"])]
+    for name, margin, s in rows:
+        if s is not None:
+            table.add_row(name, margin, *(f"{s[k]:.2f}" for k in ("p", "r", "f1")), str(s["guessed"]))
+    stderr.print(table)
+    say(f"apply it with: relcli extract --negative-margin {result['margin']} (tuned on these records: scores on them are optimistic)")
+
+
 class TrainingBar:
     """A rich progress bar for training steps, with the latest loss."""
 

@@ -24,7 +24,12 @@ from relcli.triplets import REBEL_TOKENS
 
 
 class LabelTrie:
-    """Token-id prefix trie over the labels, each label followed by the end token."""
+    """Token-id prefix trie over the labels, each label followed by the end token.
+
+    Every walk can be restricted to a subset of the labels (``labels``: a frozenset, e.g. the
+    labels a relation schema allows for one record's pair): a token is allowed only where some
+    allowed label continues with it, and a prefix decides a label once one allowed label is left.
+    """
 
     def __init__(self, tokenizer, labels: Sequence[str], end_id: int):
         self.end_id = end_id
@@ -39,21 +44,32 @@ class LabelTrie:
             for i in range(len(ids) + 1):
                 below.setdefault(ids[:i], set()).add(label)
         self.depth = max(len(ids) for ids in self.labels)
+        self.below = {prefix: frozenset(names) for prefix, names in below.items()}
         # prefixes that leave one label possible: constrained decoding can stop there
         self.decided = {prefix: next(iter(names)) for prefix, names in below.items() if len(names) == 1}
 
-    def allowed(self, prefix: tuple[int, ...]) -> list[int]:
-        return sorted(self.children.get(prefix, (self.end_id,)))
+    def allowed(self, prefix: tuple[int, ...], labels: frozenset[str] | None = None) -> list[int]:
+        children = self.children.get(prefix, (self.end_id,))
+        if labels is None:
+            return sorted(children)
+        return sorted(t for t in children if not self.below.get(prefix + (t,), labels).isdisjoint(labels))
 
-    def label(self, ids: Sequence[int]) -> str | None:
+    def decides(self, prefix: tuple[int, ...], labels: frozenset[str] | None = None) -> str | None:
+        """The label this exact prefix leaves as the only (allowed) one, or None."""
+        if labels is None:
+            return self.decided.get(prefix)
+        left = self.below.get(prefix, frozenset()) & labels
+        return next(iter(left)) if len(left) == 1 else None
+
+    def label(self, ids: Sequence[int], labels: frozenset[str] | None = None) -> str | None:
         """The label generated ids decide (the shortest deciding prefix counts), or None."""
         ids = tuple(ids)
-        return next((self.decided[ids[:i]] for i in range(len(ids) + 1) if ids[:i] in self.decided), None)
+        return next((name for i in range(len(ids) + 1) if (name := self.decides(ids[:i], labels))), None)
 
 
-def trie_processor(trie: LabelTrie, start: int):
+def trie_processor(trie: LabelTrie, start: int, allowed: Sequence[frozenset[str] | None] | None = None):
     """A LogitsProcessor that masks every token the trie does not allow after the tokens generated
-    so far (from column ``start`` of input_ids)."""
+    so far (from column ``start`` of input_ids); ``allowed``: each row's label subset, or None."""
     import torch
     from transformers import LogitsProcessor
 
@@ -61,22 +77,24 @@ def trie_processor(trie: LabelTrie, start: int):
         def __call__(self, input_ids, scores):
             mask = torch.full_like(scores, float("-inf"))
             for row, generated in enumerate(input_ids[:, start:].tolist()):
-                mask[row, trie.allowed(tuple(generated))] = 0
+                mask[row, trie.allowed(tuple(generated), allowed[row] if allowed else None)] = 0
             return scores + mask
 
     return TrieLogits()
 
 
-def trie_stop(trie: LabelTrie, start: int):
-    """A StoppingCriteria that finishes a row as soon as its tokens leave one label possible. With
-    SemEval's labels and SmolLM2's tokenizer a batch needs at most 9 decode steps instead of 14."""
+def trie_stop(trie: LabelTrie, start: int, allowed: Sequence[frozenset[str] | None] | None = None):
+    """A StoppingCriteria that finishes a row as soon as its tokens leave one (allowed) label
+    possible. With SemEval's labels and SmolLM2's tokenizer a batch needs at most 9 decode steps
+    instead of 14."""
     import torch
     from transformers import StoppingCriteria
 
     class Decided(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
             rows = input_ids[:, start:].tolist()
-            return torch.tensor([tuple(row) in trie.decided for row in rows], device=input_ids.device)
+            return torch.tensor([trie.decides(tuple(ids), allowed[row] if allowed else None) is not None
+                                 for row, ids in enumerate(rows)], device=input_ids.device)
 
     return Decided()
 
@@ -114,10 +132,11 @@ def cpu_grouped_attention(device) -> Iterator[None]:
 
 
 def trie_decode(model, prompts: Sequence[Sequence[int]], trie: LabelTrie, pad_id: int,
-                early_stop: bool = True) -> list[list[int]]:
+                early_stop: bool = True, allowed: Sequence[frozenset[str] | None] | None = None) -> list[list[int]]:
     """The label token ids greedy decoding through ``trie`` generates after each prompt (token ids,
     no padding) with a decoder-only model. With ``early_stop`` a row ends as soon as its tokens
-    decide a label, else at the end token."""
+    decide a label, else at the end token. ``allowed`` restricts each row to a subset of the labels
+    (None: all)."""
     import torch
 
     device = model.device
@@ -150,15 +169,16 @@ def trie_decode(model, prompts: Sequence[Sequence[int]], trie: LabelTrie, pad_id
         while True:
             fed = [[] for _ in prompts]  # finished rows stay in the batch, fed masked padding
             for row in sorted(open_rows):
-                allowed = trie.allowed(tuple(generated[row]))
-                new = [allowed[int(logits[row, allowed].argmax())]]
-                while not _finished(trie, generated[row] + new, early_stop):
-                    forced = trie.children.get(tuple(generated[row] + new), ())
+                labels = allowed[row] if allowed else None
+                tokens = trie.allowed(tuple(generated[row]), labels)
+                new = [tokens[int(logits[row, tokens].argmax())]]
+                while not _finished(trie, generated[row] + new, early_stop, labels):
+                    forced = trie.allowed(tuple(generated[row] + new), labels)
                     if len(forced) != 1:
                         break
                     new.extend(forced)
                 generated[row].extend(new)
-                if _finished(trie, generated[row], early_stop):
+                if _finished(trie, generated[row], early_stop, labels):
                     open_rows.discard(row)
                 else:
                     fed[row] = new
@@ -178,8 +198,8 @@ def trie_decode(model, prompts: Sequence[Sequence[int]], trie: LabelTrie, pad_id
     return generated
 
 
-def _finished(trie: LabelTrie, ids: list[int], early_stop: bool) -> bool:
-    return ids[-1] == trie.end_id or (early_stop and tuple(ids) in trie.decided)
+def _finished(trie: LabelTrie, ids: list[int], early_stop: bool, labels: frozenset[str] | None = None) -> bool:
+    return ids[-1] == trie.end_id or (early_stop and trie.decides(tuple(ids), labels) is not None)
 
 
 class RelationConstraint:

@@ -6,6 +6,12 @@ Decoding strategies:
 - ``generate``: free greedy generation (the paper's setting), then the text is mapped to a label;
   text that maps to none becomes the negative label (or, without one in the inventory, stays as
   generated, an invalid label) and is counted.
+
+With a relation schema (relcli.schema) each record may only get the labels whose argument types
+fit its pair: constrained decoding walks the trie restricted to them, free text naming a label the
+schema rules out becomes the negative label (counted). With a negative margin (relcli.calibration)
+the label is not decoded greedily but chosen from every allowed label's log-probability (the
+``--explain`` scores), the negative label's raised by the margin.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
+from relcli.calibration import decide
 from relcli.decoding import LabelTrie, trie_decode, trie_processor, trie_stop
+from relcli.errors import UserError
 from relcli.labels import negative_label
 from relcli.models import LoadedModel
 from relcli.prompts import model_input, render
 from relcli.records import Record, chunks, sorted_batches
+from relcli.schema import Schema
 
 ExamplesFor = Callable[[list[Record]], list[list[Record]]]
 
@@ -51,6 +60,7 @@ def map_to_label(text: str, labels: Sequence[str]) -> str | None:
 class ExtractStats:
     records: int = 0
     unmapped: int = 0  # --decode generate outputs that named no label
+    ruled_out: int = 0  # --decode generate outputs that named a label the schema rules out for the pair
     examples: list[str] = field(default_factory=list)
 
 
@@ -68,12 +78,28 @@ class Generator:
     explain: bool = False
     early_stop: bool = True  # constrained: stop once the label is decided (off under --explain, which shows the raw output)
     negative: str | None = None
+    schema: Schema | None = None  # restricts each record to the labels whose types fit its pair
+    negative_margin: float | None = None  # choose labels by score, the negative's raised by this
     stats: ExtractStats = field(default_factory=ExtractStats)
 
     def __post_init__(self):
         tokenizer = self.loaded.tokenizer
-        self.negative = self.negative or negative_label(self.labels)
+        if self.schema is not None:
+            self.schema.check_within(self.labels, "the model")
+        self.negative = self.negative or (self.schema.negative if self.schema else negative_label(self.labels))
+        if self.negative_margin is not None:
+            if self.decode != "constrained":
+                raise UserError("a negative margin chooses among the labels' scores: it applies to constrained "
+                                "decoding, not to free generation", param="negative_margin")
+            if self.negative is None:
+                raise UserError("a negative margin needs a negative label in the inventory", param="negative_margin")
         self.trie = LabelTrie(tokenizer, self.labels, tokenizer.eos_token_id)
+
+    def allowed(self, records: Sequence[Record]) -> list[frozenset[str] | None] | None:
+        """Each record's allowed labels under the schema (None without one)."""
+        if self.schema is None:
+            return None
+        return [frozenset(self.schema.allowed(record)) for record in records]
 
     def inputs(self, records: Sequence[Record], examples: Sequence[Sequence[Record]]) -> list[str]:
         tokenizer = self.loaded.tokenizer
@@ -82,16 +108,17 @@ class Generator:
             for record, shots in zip(records, examples)
         ]
 
-    def _generate(self, texts: list[str]) -> list[list[int]]:
+    def _generate(self, texts: list[str], allowed: list[frozenset[str] | None] | None = None) -> list[list[int]]:
         tokenizer = self.loaded.tokenizer
         early_stop = self.early_stop and not self.explain
         if self.decode == "constrained" and not self.loaded.is_seq2seq:
             # No special tokens: the label continues the prompt, as in training.
             prompts = tokenizer(texts, add_special_tokens=False).input_ids
-            return trie_decode(self.loaded.model, prompts, self.trie, tokenizer.pad_token_id, early_stop)
-        return self._hf_generate(texts, early_stop)
+            return trie_decode(self.loaded.model, prompts, self.trie, tokenizer.pad_token_id, early_stop, allowed)
+        return self._hf_generate(texts, early_stop, allowed)
 
-    def _hf_generate(self, texts: list[str], early_stop: bool) -> list[list[int]]:
+    def _hf_generate(self, texts: list[str], early_stop: bool,
+                     allowed: list[frozenset[str] | None] | None = None) -> list[list[int]]:
         import torch
 
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
@@ -106,8 +133,8 @@ class Generator:
                 **batch,
                 do_sample=False,
                 max_new_tokens=self.trie.depth if constrained else self.max_new_tokens,
-                logits_processor=[trie_processor(self.trie, start)] if constrained else None,
-                stopping_criteria=[trie_stop(self.trie, start)] if constrained and early_stop else None,
+                logits_processor=[trie_processor(self.trie, start, allowed)] if constrained else None,
+                stopping_criteria=[trie_stop(self.trie, start, allowed)] if constrained and early_stop else None,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
@@ -115,13 +142,16 @@ class Generator:
 
     def predict_batch(self, records: list[Record], examples: Sequence[Sequence[Record]] | None = None) -> list[Record]:
         """Predictions for one batch, in the order given."""
-        tokenizer = self.loaded.tokenizer
         texts = self.inputs(records, examples or [()] * len(records))
+        allowed = self.allowed(records)
+        if self.negative_margin is not None:
+            return self._predict_by_scores(records, texts, allowed)
+        tokenizer = self.loaded.tokenizer
         results = []
-        for record, ids in zip(records, self._generate(texts)):
+        for row, (record, ids) in enumerate(zip(records, self._generate(texts, allowed))):
             raw = tokenizer.decode(ids, skip_special_tokens=True)
             if self.decode == "constrained":
-                label = self.trie.label(ids) or self.negative
+                label = self.trie.label(ids, allowed[row] if allowed else None) or self.negative
             else:
                 label = map_to_label(raw, self.labels)
                 if label is None:
@@ -131,19 +161,35 @@ class Generator:
                     # No negative label to fall back on: the text stays as generated, which
                     # `relcli score` counts as an invalid prediction; it never becomes a positive label.
                     label = self.negative if self.negative is not None else raw.strip()
+                elif allowed and label not in allowed[row]:
+                    self.stats.ruled_out += 1
+                    label = self.negative
             out = dict(record, predicted=label)
             if self.explain:
                 out["explain"] = {"raw": raw}
             results.append(out)
         if self.explain:
-            for out, scores in zip(results, self.label_scores(texts)):
-                out["explain"]["label_scores"] = scores
+            for row, (out, scores) in enumerate(zip(results, self.label_scores(texts))):
+                out["explain"]["label_scores"] = _only_allowed(scores, allowed[row] if allowed else None)
+        self.stats.records += len(records)
+        return results
+
+    def _predict_by_scores(self, records: list[Record], texts: list[str],
+                           allowed: list[frozenset[str] | None] | None) -> list[Record]:
+        results = []
+        for row, (record, scores) in enumerate(zip(records, self.label_scores(texts))):
+            scores = _only_allowed(scores, allowed[row] if allowed else None)
+            out = dict(record, predicted=decide(scores, self.negative, self.negative_margin))
+            if self.explain:
+                out["explain"] = {"label_scores": scores, "negative_margin": self.negative_margin}
+            results.append(out)
         self.stats.records += len(records)
         return results
 
     def label_scores(self, texts: list[str]) -> list[dict[str, float]]:
         """Log-probability of every label (with its end token) after each input: one teacher-forced
-        pass over all (input, label) pairs. Costs a pass per label, so only for --explain."""
+        pass over all (input, label) pairs. Costs a pass per label, so only for --explain and a
+        negative margin."""
         import torch
 
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
@@ -189,3 +235,7 @@ class Generator:
             for i, out in zip(idx, self.predict_batch([records[i] for i in idx], [examples[i] for i in idx])):
                 done[i] = out
         return done  # type: ignore[return-value]
+
+
+def _only_allowed(scores: dict[str, float], allowed: frozenset[str] | None) -> dict[str, float]:
+    return scores if allowed is None else {label: score for label, score in scores.items() if label in allowed}

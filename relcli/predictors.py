@@ -5,6 +5,13 @@ classifier, an end-to-end triplet generator, or a relation-classification genera
 with a template and labels, or an adapter that recorded both). Options that do not apply to the
 kind are refused with one error naming them. Every predictor has ``predict(records)`` (a stream
 in input order) and ``summary()`` (lines for stderr after the run).
+
+A relation schema (``schema``: relcli.schema) restricts every record to the labels whose argument
+types fit its pair, for all three relation-classification kinds: the generator's constrained
+decoding walks only those labels, the classifier's and the kNN vote's scores are masked. A
+``negative_margin`` (relcli.calibration) raises the negative label's score before the argmax: the
+classifier's probabilities, the kNN vote scores, and for a generator each label's log-probability
+(so it scores every label instead of decoding greedily). Triplet generators take neither.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ MAX_TEXT_CHARS = 2000
 DECODES = ("constrained", "generate", "knn")
 # The options each kind of predictor uses; anything else the caller set is refused.
 COMMON = {"batch_size", "explain", "device", "dtype"}
+PAIRS = COMMON | {"schema", "negative_margin"}  # the kinds that label a given pair
 APPLIES = {
-    "knn": COMMON | {"index", "k", "decode"},
-    "classifier": COMMON,
+    "knn": PAIRS | {"index", "k", "decode"},
+    "classifier": PAIRS,
     "triplets": COMMON | {"task", "template", "labels", "index", "k", "shots", "shots_from", "style", "max_new_tokens",
                           "chat", "quantize", "trust_remote_code"},
-    "rc": COMMON | {"task", "template", "labels", "decode", "index", "k", "max_new_tokens", "chat", "quantize",
-                    "trust_remote_code"},
+    "rc": PAIRS | {"task", "template", "labels", "decode", "index", "k", "max_new_tokens", "chat", "quantize",
+                   "trust_remote_code"},
 }
 
 
@@ -39,12 +47,16 @@ class Predictor(Protocol):
 def open_predictor(model: str | None, **options: Any) -> Predictor:
     """The predictor for ``model`` and the options set (None or False means "not set").
 
-    Options: task (rc | triplets), template, labels, decode, index, k, batch_size, max_new_tokens,
-    chat, device, dtype, quantize, explain, style, shots, shots_from, trust_remote_code.
+    Options: task (rc | triplets), template, labels, schema (a file or a Schema), negative_margin,
+    decode, index, k, batch_size, max_new_tokens, chat, device, dtype, quantize, explain, style,
+    shots, shots_from, trust_remote_code.
     """
     from relcli.models import resolve
+    from relcli.schema import inventory
 
     given = {name: value for name, value in options.items() if value is not None and value is not False}
+    if "schema" in given:  # read once; with labels as well, refused
+        given["schema"] = inventory(given.get("labels"), given["schema"])[1]
     decode = given.get("decode", "constrained")
     if decode not in DECODES:
         raise UserError(f"unknown decoding {decode!r} ({', '.join(DECODES)})", param="decode")
@@ -79,7 +91,8 @@ def _refuse(given: dict, kind: str, what: str) -> None:
 
 def _common(given: dict) -> dict:
     return {"batch_size": given.get("batch_size", 16), "explain": bool(given.get("explain")),
-            "device": given.get("device"), "dtype": given.get("dtype")}
+            "device": given.get("device"), "dtype": given.get("dtype"), "schema": given.get("schema"),
+            "negative_margin": given.get("negative_margin")}
 
 
 def _load_index(given: dict, needed_for: str):
@@ -103,30 +116,41 @@ def _labels(given: dict, artifact) -> list[str]:
         return load_labels(given["labels"])
     if artifact is not None:
         return artifact.labels
-    raise UserError("a base model needs the label inventory (semeval, tacred, retacred or a file)", param="labels")
+    if "schema" in given:
+        return given["schema"].labels
+    raise UserError("a base model needs the label inventory (semeval, tacred, retacred, a file or a schema)", param="labels")
 
 
 class KnnPredictor:
-    """The neighbours' similarity-weighted label vote (retrieval only)."""
+    """The neighbours' similarity-weighted label vote (retrieval only). Under ``explain`` the label
+    scores always list the negative label (0 when no neighbour voted for it), for calibration."""
 
-    def __init__(self, index, k: int, batch_size: int, explain: bool, **_):
+    def __init__(self, index, k: int, batch_size: int, explain: bool, schema=None, negative_margin=None, **_):
         self.index, self.k, self.batch_size, self.explain = index, k, batch_size, explain
+        self.schema, self.margin = schema, negative_margin
         self.fallback = 0
 
     def predict(self, records: Iterable[Record]) -> Iterator[Record]:
+        from relcli.calibration import decide
         from relcli.labels import negative_label
         from relcli.retrieval import knn_vote
 
-        negative = negative_label(sorted({r.get("relation") for r in self.index.records} - {None})) or "no_relation"
+        schema = self.schema
+        negative = schema.negative if schema else (
+            negative_label(sorted({r.get("relation") for r in self.index.records} - {None})) or "no_relation")
         for batch in chunks(records, self.batch_size * 8):
             for record, hits in zip(batch, self.index.search(batch, self.k)):
-                label, scores = knn_vote(hits)
-                if label is None:  # no neighbour carries a relation
+                label, scores = knn_vote(hits, schema.allowed(record) if schema else None)
+                if label is None:  # no (allowed) neighbour carries a relation
                     label, self.fallback = negative, self.fallback + 1
+                scores = {**scores, negative: scores.get(negative, 0.0)}
+                if self.margin is not None:
+                    label = decide(scores, negative, self.margin)
                 yield dict(record, predicted=label, **({"explain": {"label_scores": scores}} if self.explain else {}))
 
     def summary(self) -> list[str]:
-        return [f"{self.fallback} record(s) had no labelled neighbour; set to the negative label"] if self.fallback else []
+        allowed = " allowed for the pair" if self.schema else ""
+        return [f"{self.fallback} record(s) had no neighbour with a label{allowed}; set to the negative label"] if self.fallback else []
 
 
 class PairWindows:
@@ -149,16 +173,19 @@ class PairWindows:
 
 
 class ClassifierPredictor:
-    def __init__(self, ref, batch_size: int, explain: bool, device: str | None, dtype: str | None):
+    def __init__(self, ref, batch_size: int, explain: bool, device: str | None, dtype: str | None, schema=None,
+                 negative_margin: float | None = None):
         from relcli.classifier import load_classifier
 
+        if schema is not None:
+            schema.check_within(ref.artifact.labels, "the classifier")
         self.classifier = load_classifier(ref.path, device=device, dtype=dtype, artifact=ref.artifact)
-        self.batch_size, self.explain = batch_size, explain
+        self.batch_size, self.explain, self.schema, self.margin = batch_size, explain, schema, negative_margin
         self.pairs = PairWindows(batch_size * 16)
 
     def predict(self, records: Iterable[Record]) -> Iterator[Record]:
         return self.pairs.predict(records, lambda cropped: self.classifier.predict(
-            cropped, batch_size=self.batch_size, explain=self.explain))
+            cropped, batch_size=self.batch_size, explain=self.explain, schema=self.schema, negative_margin=self.margin))
 
     def summary(self) -> list[str]:
         return self.pairs.summary()
@@ -179,11 +206,12 @@ class GeneratorPredictor:
 
     def __init__(self, loaded, given: dict):
         from relcli.extract import Generator
-        from relcli.prompts import load_template, needs_examples
+        from relcli.prompts import load_template, needs_examples, with_definitions
 
         artifact = loaded.artifact
         spec = given.get("template")
         text = load_template(spec) if spec else (artifact.template if artifact and artifact.template else load_template("simple"))
+        text = with_definitions(text, given.get("schema"))
         self.examples_for = None
         if needs_examples(text):
             self.examples_for = _neighbours(given, given.get("k", 3))
@@ -193,7 +221,7 @@ class GeneratorPredictor:
         self.generator = Generator(
             loaded, text, _labels(given, artifact), chat=_chat(given, loaded), decode=given.get("decode", "constrained"),
             batch_size=given.get("batch_size", 16), max_new_tokens=given.get("max_new_tokens", 30),
-            explain=bool(given.get("explain")))
+            explain=bool(given.get("explain")), schema=given.get("schema"), negative_margin=given.get("negative_margin"))
 
     def predict(self, records: Iterable[Record]) -> Iterator[Record]:
         return self.pairs.predict(records, lambda cropped: self.generator.predict(cropped, self.examples_for))
@@ -201,6 +229,9 @@ class GeneratorPredictor:
     def summary(self) -> list[str]:
         stats, negative = self.generator.stats, self.generator.negative
         lines = self.pairs.summary()
+        if stats.ruled_out:
+            lines.append(f"{stats.ruled_out} of {stats.records} generations named a label the schema rules out for "
+                         f"the pair; set to the negative label {negative!r}")
         if stats.unmapped:
             fate = f"set to the negative label {negative!r}" if negative else "kept as generated (invalid labels)"
             lines += [f"{stats.unmapped} of {stats.records} generations named no label; {fate}",

@@ -2,8 +2,13 @@
 
 A template is a Python format string over named fields (see FIELDS). The builtin ``simple`` is
 the paper's Figure 3 prompt verbatim, ``rag`` is RAG4RE's prompt with retrieved examples (each
-with its label), and ``compact`` is a short prompt for fine-tuned models that already know the
-label set.
+with its label), ``compact`` is a short prompt for fine-tuned models that already know the
+label set, and ``definitions`` is Figure 3 with each relation's definition from a relation schema
+(relcli.schema) after the label list.
+
+``{relation_definitions}`` is the same for every record: it is filled in once from the schema
+(``with_definitions``), before the per-record fields, so a template recorded with an adapter
+carries its definitions as text and extraction needs no schema to render it again.
 """
 
 from __future__ import annotations
@@ -58,9 +63,25 @@ Tail: {tail}
 Relation:
 """
 
-BUILTIN = {"simple": SIMPLE, "rag": RAG, "compact": COMPACT, "compact-rag": COMPACT_RAG}
+DEFINITIONS = """Problem Definition:
+Relation extraction is to identify the relationship between two entities in a sentence.
+
+Question:
+What is the relation type between tail and head entities according to given relationships below in the following sentence?
+
+Query Sentence: {sentence}
+Head: {head}
+Tail: {tail}
+Relation types: {relation_list}
+Relation definitions:
+{relation_definitions}
+
+output format: relation_type"""
+
+BUILTIN = {"simple": SIMPLE, "rag": RAG, "compact": COMPACT, "compact-rag": COMPACT_RAG, "definitions": DEFINITIONS}
 FIELDS = {
     "sentence", "marked_sentence", "head", "tail", "head_type", "tail_type", "relation_list", "examples",
+    "relation_definitions",
 }
 
 
@@ -101,6 +122,29 @@ def check_template(template: str) -> str:
 
 def needs_examples(template: str) -> bool:
     return "examples" in template_fields(template)
+
+
+def with_definitions(template: str, schema=None) -> str:
+    """The template with ``{relation_definitions}`` replaced by the schema's definitions (escaped, so
+    that the other fields are still filled per record); a template without the field is returned
+    as it is."""
+    if "relation_definitions" not in template_fields(template):
+        return template
+    if schema is None:
+        raise UserError("the template lists relation definitions ({relation_definitions}): give a relation schema",
+                        param="schema")
+
+    def escape(text: str) -> str:
+        return text.replace("{", "{{").replace("}", "}}")
+
+    pieces = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        pieces.append(escape(literal))
+        if name == "relation_definitions":
+            pieces.append(escape(schema.definitions()))
+        elif name is not None:
+            pieces.append("{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}")
+    return "".join(pieces)
 
 
 def format_examples(neighbours: Sequence[Record], compact: bool = False) -> str:
@@ -185,18 +229,24 @@ def has_chat_template(tokenizer) -> bool:
 
 def prompt_stream(records: Iterable[Record], *, task: str = "rc", template: str = "simple", labels: str | None = None,
                   labels_from_data: bool = False, index=None, k: int = 3, style: str | None = None,
-                  shots: int = 0, shots_from: str | None = None) -> Iterator[Record]:
+                  shots: int = 0, shots_from: str | None = None, schema=None) -> Iterator[Record]:
     """Prompt/completion records for fine-tuning (``task`` rc or triplets), with the provenance
     (template, labels) that `finetune` records. The inventory is ``labels`` (a builtin name or a
-    file), else with ``labels_from_data`` the sorted gold labels of the records (read whole).
-    ``index`` is a loaded relcli index for templates with {examples} or retrieved shots."""
-    from relcli.labels import load_labels
+    file), else the labels of ``schema`` (a relation schema file, which also fills
+    {relation_definitions}), else with ``labels_from_data`` the sorted gold labels of the records
+    (read whole). ``index`` is a relcli index (a folder, or loaded) for templates with {examples} or
+    retrieved shots."""
+    from relcli.schema import inventory as schema_inventory
     from relcli.triplets import STYLES, relations_of, shots_function, triplet_prompt_records
 
     if task not in ("rc", "triplets"):
         raise UserError(f"unknown task {task!r} (rc, triplets)", param="task")
-    if labels:
-        inventory, spec = load_labels(labels), labels
+    if labels_from_data and (labels or schema):
+        raise UserError("the label inventory comes either from the data or from a label list or schema",
+                        param="labels_from_data")
+    given, schema = schema_inventory(labels, schema)
+    if given is not None:
+        inventory, spec = given, labels or given
     elif labels_from_data:
         records = list(records)
         inventory = relations_of(records) if task == "triplets" else sorted({r["relation"] for r in records if r.get("relation")})
@@ -209,19 +259,33 @@ def prompt_stream(records: Iterable[Record], *, task: str = "rc", template: str 
             raise UserError("with the triplets task the template is simple or compact", param="template")
         if (style or "json") not in STYLES:
             raise UserError(f"unknown triplet format {style!r} ({', '.join(STYLES)})", param="style")
+        if schema is not None:
+            raise UserError("a relation schema's types constrain a given pair; for triplets give the labels",
+                            param="schema")
         return triplet_prompt_records(records, style or "json", inventory, compact=template == "compact",
-                                      shots_for=shots_function(shots, shots_from, index))
+                                      shots_for=shots_function(shots, shots_from, _loaded(index)))
     if style or shots or shots_from:
         raise UserError("the triplet format and shots apply to the triplets task only", param="style" if style else "shots")
-    text = load_template(template)
+    text = with_definitions(load_template(template), schema)
     examples_for = None
     if needs_examples(text):
         if index is None:
             raise UserError(f"template {template!r} needs retrieved examples: give an index", param="index")
         from relcli.retrieval import neighbours_for
 
-        examples_for = neighbours_for(index, k)
+        examples_for = neighbours_for(_loaded(index), k)
+    elif index is not None:
+        raise UserError("this template has no {examples} field to put retrieved records in", param="index")
     # A template file is recorded by its text, so what trains does not depend on the file later.
-    recorded = template if template in BUILTIN else text
+    recorded = template if template in BUILTIN and text == BUILTIN[template] else text
     return prompt_records(records, text, inventory, recorded, spec if isinstance(spec, list) or spec in LABEL_NAMES else inventory,
                           examples_for)
+
+
+def _loaded(index):
+    """A relcli index: None, a folder (loaded here) or an Index already loaded."""
+    if index is None or hasattr(index, "search"):
+        return index
+    from relcli.retrieval import Index
+
+    return Index.load(index)

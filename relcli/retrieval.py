@@ -265,16 +265,18 @@ class Index:
         return neighbour["id"] == query.get("id") or neighbour["text"] == query.get("text")
 
 
-def knn_vote(neighbours: Neighbours) -> tuple[str | None, dict[str, float]]:
+def knn_vote(neighbours: Neighbours, allowed: Iterable[str] | None = None) -> tuple[str | None, dict[str, float]]:
     """The neighbours' relation vote, each weighted by its similarity (negative ones count 0).
 
     Returns the winning label (ties go to the label of the nearest neighbour; None when no
-    neighbour has a relation) and the score per label, highest first.
+    neighbour has a relation) and the score per label, highest first. With ``allowed`` (e.g. the
+    labels a relation schema allows for the query's pair) only neighbours with those labels vote.
     """
+    allowed = None if allowed is None else set(allowed)
     scores: dict[str, float] = {}
     for record, similarity in neighbours:
         label = record.get("relation")
-        if label is not None:
+        if label is not None and (allowed is None or label in allowed):
             scores[label] = scores.get(label, 0.0) + max(similarity, 0.0)
     # sorted() is stable, so equal scores keep first-seen (nearest) order.
     ranked = dict(sorted(scores.items(), key=lambda item: -item[1]))

@@ -294,6 +294,35 @@ def score_records(
     return report(tally(records), scheme, negative, labels)
 
 
+def evaluate(records: Iterable[Record], scheme: str = "auto", negative: str | None = None, labels: str | None = None,
+             schema: str | Path | None = None, calibrate: bool = False, confusion: str | Path | None = None) -> dict:
+    """What `relcli score` reports: ``score_records`` with the inventory given as ``labels`` (a
+    builtin name or a file) or as a relation ``schema`` (whose negative label it also is); with
+    ``calibrate``, instead, the negative margin that maximises micro-F1 (relcli.calibration).
+    ``confusion``: an image file to draw the confusion matrix to, checked before reading."""
+    from relcli.schema import inventory
+
+    given, schema = inventory(labels, schema)
+    if schema is not None:
+        if negative is not None and negative != schema.negative:
+            raise UserError(f"the schema's negative label is {schema.negative!r}, not {negative!r}", param="negative")
+        negative = schema.negative
+    if calibrate:
+        from relcli.calibration import calibrate as calibrate_margin
+
+        if scheme not in ("auto", "tacred"):
+            raise UserError("the margin is calibrated on TACRED micro-F1 (relation classification)", param="scheme")
+        if confusion:
+            raise UserError("a calibration has no confusion matrix to draw", param="confusion")
+        return calibrate_margin(records, negative or (negative_label(given) if given else None))
+    if confusion:
+        check_plot_path(Path(confusion))
+    result = score_records(records, scheme, negative, given)
+    if confusion:
+        plot_confusion(result["confusion"], Path(confusion))
+    return result
+
+
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, TypeVar
+from typing import BinaryIO, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from relcli.errors import UserError
 
@@ -219,6 +219,54 @@ class Resume:
             elif not self.ends_line:
                 handle.write(b"\n")
             yield handle
+
+
+class Run:
+    """What a labelling run reads and where it writes: the shard of an input file (``shard``: K/N
+    or auto), what an interrupted run already wrote to ``output`` (``resume``) and the progress
+    total. A shard needs an input file and resuming an output file (the caller checks both)."""
+
+    def __init__(self, input: Path | None, output: Path | None, *, resume: bool = False, shard: str | None = None):
+        if not _is_stdio(output):
+            check_writable(output)
+        self.output, self.total = output, count_lines(input)
+        self.bounds = shard_bounds(shard, self.total) if shard is not None and self.total is not None else None
+        self.done = Resume.read(output, input) if resume else None
+
+    def select(self, records: Iterable[dict]) -> Iterator[dict]:
+        """The input records this run labels: its shard, less what an interrupted run wrote."""
+        import itertools
+
+        if self.bounds:
+            records, self.total = itertools.islice(records, *self.bounds), self.bounds[1] - self.bounds[0]
+        if self.done:
+            records = self.done.skip_done(iter(records))
+            self.total = None if self.total is None else max(self.total - len(self.done.ids), 0)
+        return iter(records)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Callable[[dict], None]]:
+        """A function that writes one record: appended and flushed line by line when resuming,
+        else into the output that replaces ``output`` whole at the end."""
+        from relcli.records import dumps
+
+        with (self.done.open() if self.done else open_output(self.output)) as out:
+            def write(record: dict) -> None:
+                out.write(dumps(record))
+                if self.done:
+                    out.flush()
+
+            yield write
+
+
+def read_all(path: Path | None, param: str, **options) -> list | None:
+    """Every record of a JSONL file (None without a path); ``options`` go to ``read_jsonl``."""
+    from relcli.records import read_jsonl
+
+    if path is None:
+        return None
+    with open_input(path, param=param) as stream:
+        return list(read_jsonl(stream, **options))
 
 
 def array_shard(environ: Mapping[str, str]) -> tuple[int, int]:

@@ -191,3 +191,41 @@ def test_cli_finetune_classifier_then_extract(base, tmp_path):
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["id"] for r in rows] == [r["id"] for r in RECORDS]
     assert all(r["predicted"] in LABELS and set(r["explain"]["label_scores"]) == set(LABELS) for r in rows)
+
+
+def test_a_schema_masks_the_probabilities_and_a_margin_favours_the_negative(trained):
+    from relcli.schema import from_dict
+
+    classifier = load_classifier(trained["entity-start"][0], device="cpu", dtype="float32")
+    schema = from_dict({"negative": "Other", "relations": {"Near(e1,e2)": {"head_types": ["ANIMAL"]},
+                                                           "Under(e1,e2)": {"head_types": ["PLANT"]}}})
+    animals = [dict(r, head=dict(r["head"], type="ANIMAL")) for r in RECORDS]
+    out = list(classifier.predict(animals, explain=True, schema=schema))
+    for gold, r in zip(RECORDS, out):
+        scores = r["explain"]["label_scores"]  # Under is ruled out for animals: the rest share its probability
+        assert list(scores) == ["Near(e1,e2)", "Other"] and sum(scores.values()) == pytest.approx(1.0, abs=1e-4)
+        assert r["predicted"] in scores and (r["predicted"] == gold["relation"] or gold["relation"] == "Under(e1,e2)")
+    untyped = list(classifier.predict(RECORDS, schema=schema))  # no types: every label fits
+    assert [r["predicted"] for r in untyped] == [r["relation"] for r in RECORDS]
+    assert {r["predicted"] for r in classifier.predict(RECORDS, negative_margin=1.0)} == {"Other"}
+    assert [r["predicted"] for r in classifier.predict(RECORDS, negative_margin=0.0)] == [r["relation"] for r in RECORDS]
+    with pytest.raises(UserError, match="not among the labels of the classifier"):
+        next(classifier.predict(RECORDS, schema=from_dict({"relations": {"Near(e1,e2)": None}})))  # no_relation
+
+
+def test_cli_extract_passes_the_schema_and_margin_to_the_classifier(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from relcli.cli import app
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"negative": "Other", "relations": {"Near(e1,e2)": {"head_types": ["PLANT"]},
+                                                                     "Under(e1,e2)": None}}))
+    animals = "".join(json.dumps(dict(r, head=dict(r["head"], type="ANIMAL"))) + "\n" for r in RECORDS)
+    base = ["extract", "-m", str(trained["cls"][0]), "--dtype", "float32", "--schema", str(schema)]
+    done = CliRunner().invoke(app, [*base, "--explain"], input=animals)
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert all(r["predicted"] != "Near(e1,e2)" and set(r["explain"]["label_scores"]) == {"Under(e1,e2)", "Other"} for r in rows)
+    cautious = CliRunner().invoke(app, [*base, "--negative-margin", "1"], input=animals)
+    assert {json.loads(line)["predicted"] for line in cautious.stdout.splitlines()} == {"Other"}

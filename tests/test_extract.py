@@ -12,6 +12,7 @@ from conftest import RECORDS, rc
 from relcli import extract
 from relcli.extract import Generator, map_to_label
 from relcli.decoding import WIDTH_STEP, LabelTrie, common_prefix
+from relcli.errors import UserError
 from relcli.finetune import encode_causal, encode_seq2seq
 from relcli.labels import SEMEVAL, TACRED
 from relcli.models import load_model
@@ -243,3 +244,68 @@ def test_trie_decode_runs_the_shared_prefix_once_and_one_forward_per_branching(l
     assert calls[1][1] - WIDTH_STEP < max(len(p) for p in prompts) - shared <= calls[1][1]
     assert len(calls) <= 2 + branchings < 2 + trie.depth
     assert all(ids[-1] == trie.end_id for ids in decode_labels)
+
+
+SCHEMA = {"negative": "Other", "relations": {
+    "Cause-Effect(e1,e2)": {"head_types": ["A"]}, "Cause-Effect(e2,e1)": {"head_types": ["B"]},
+    "Component-Whole(e1,e2)": {"tail_types": ["A"]}, "Message-Topic(e1,e2)": None}}
+
+
+def typed(records):
+    """The records with head and tail typed A or B in turn (four combinations)."""
+    return [dict(r, head=dict(r["head"], type="AB"[i % 2]), tail=dict(r["tail"], type="AB"[i // 2 % 2]))
+            for i, r in enumerate(records)]
+
+
+@pytest.mark.parametrize("model", ["llama", "t5"])
+def test_a_schema_keeps_each_record_to_the_labels_its_types_allow(request, model):
+    from relcli.schema import from_dict
+
+    schema = from_dict(SCHEMA)
+    records = typed(MANY[:16])
+    generator = Generator(request.getfixturevalue(model), BUILTIN["compact"], SEMEVAL, batch_size=8, explain=True, schema=schema)
+    assert generator.negative == "Other"
+    masked = list(generator.predict(records))
+    for record, out in zip(records, masked):
+        allowed = schema.allowed(record)
+        assert out["predicted"] in allowed and out["explain"]["raw"] == out["predicted"]
+        assert set(out["explain"]["label_scores"]) == set(allowed)
+    # Greedy through a subset: where the unmasked walk ends at an allowed label the masked one does too.
+    free = list(Generator(request.getfixturevalue(model), BUILTIN["compact"], SEMEVAL, batch_size=8).predict(records))
+    for record, out, unmasked in zip(records, masked, free):
+        assert (out["predicted"] == unmasked["predicted"]) == (unmasked["predicted"] in schema.allowed(record))
+    if model == "llama":
+        assert any(out["predicted"] != unmasked["predicted"] for out, unmasked in zip(masked, free))
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_masked_trie_decode_chooses_what_masked_generate_chooses(llama, early_stop):
+    from relcli.schema import from_dict
+
+    generator = Generator(llama, BUILTIN["simple"], SEMEVAL, schema=from_dict(SCHEMA))
+    records = typed(MANY[:16])
+    texts, allowed = generator.inputs(records, [()] * 16), generator.allowed(records)
+    generator.early_stop = early_stop
+    ours, theirs = generator._generate(texts, allowed), generator._hf_generate(texts, early_stop, allowed)
+    for mine, hf, labels in zip(ours, theirs, allowed):
+        assert generator.trie.label(mine, labels) == generator.trie.label(hf, labels) in labels
+
+
+def test_a_negative_margin_chooses_by_label_scores(llama):
+    from relcli.schema import from_dict
+
+    records = typed(MANY[:8])
+    scored = list(Generator(llama, BUILTIN["compact"], SEMEVAL, explain=True, negative_margin=0.0).predict(records))
+    for out in scored:
+        scores = out["explain"]["label_scores"]
+        assert out["predicted"] == max(scores, key=scores.get) and out["explain"]["negative_margin"] == 0.0
+    assert {r["predicted"] for r in Generator(llama, BUILTIN["compact"], SEMEVAL, negative_margin=1e6).predict(records)} == {"Other"}
+    masked = Generator(llama, BUILTIN["compact"], SEMEVAL, negative_margin=-1e6, schema=from_dict(SCHEMA))
+    schema = masked.schema
+    assert all(r["predicted"] in schema.allowed(r) and r["predicted"] != "Other" for r in masked.predict(records))
+    with pytest.raises(UserError, match="not to free generation"):
+        Generator(llama, BUILTIN["compact"], SEMEVAL, decode="generate", negative_margin=0.5)
+    with pytest.raises(UserError, match="needs a negative label"):
+        Generator(llama, BUILTIN["compact"], SEMEVAL[:4], negative_margin=0.5)
+    with pytest.raises(UserError, match=r"labels \['Other'\] are not among the labels of the model"):
+        Generator(llama, BUILTIN["compact"], SEMEVAL[:4], schema=from_dict({"negative": "Other", "relations": {SEMEVAL[0]: None}}))

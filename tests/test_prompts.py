@@ -169,3 +169,48 @@ def test_cli_user_errors_are_one_line(tmp_path):
 def test_cli_help_shows_an_example():
     result = runner.invoke(app, ["prompts", "--help"])
     assert result.exit_code == 0 and "relcli prompts --template compact" in result.stdout
+
+
+def test_definitions_template_lists_the_schema_and_records_its_text(tmp_path):
+    from relcli.prompts import prompt_stream, with_definitions
+    from relcli.schema import from_dict
+
+    schema = from_dict({"negative": "Other", "relations": {
+        "Cause-Effect(e2,e1)": {"description": "the {tail} causes the head", "head_types": ["event"]},
+        "Component-Whole(e2,e1)": "the tail is a part of the head"}})
+    text = with_definitions(BUILTIN["definitions"], schema)
+    assert "{relation_definitions}" not in text and "{sentence}" in text
+    prompt = render(text, S1, schema.labels)
+    assert prompt.startswith(FIGURE_3.split("Relation types:")[0].format(sentence=S1["text"], head="configuration", tail="elements"))
+    assert ("Relation types: Cause-Effect(e2,e1), Component-Whole(e2,e1), Other\nRelation definitions:\n"
+            "Cause-Effect(e2,e1): the {tail} causes the head (head: event)\n"  # braces of a description stay text
+            "Component-Whole(e2,e1): the tail is a part of the head\n"
+            "Other: none of the relations above holds between head and tail\n\noutput format: relation_type") in prompt
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps({"negative": "Other", "relations": {"Component-Whole(e2,e1)": "part of"}}))
+    out = list(prompt_stream([S1], template="definitions", schema=path))
+    assert out[0]["labels"] == ["Component-Whole(e2,e1)", "Other"] and out[0]["completion"] == "Component-Whole(e2,e1)"
+    assert "Component-Whole(e2,e1): part of" in out[0]["template"]  # the filled text, as an adapter records it
+    assert load_template(out[0]["template"]) == out[0]["template"] and "Relation definitions" in out[0]["prompt"]
+    custom = tmp_path / "t.txt"
+    custom.write_text("{relation_definitions}\n{marked_sentence}\nRelation:")
+    assert list(prompt_stream([S1], template=str(custom), schema=path))[0]["prompt"].startswith("Component-Whole(e2,e1): part of\n")
+
+
+def test_definitions_need_a_schema_and_a_schema_needs_pairs(tmp_path):
+    from relcli.prompts import prompt_stream
+
+    with pytest.raises(UserError, match="give a relation schema") as caught:
+        prompt_stream([S1], template="definitions", labels="semeval")
+    assert caught.value.param == "schema"
+    path = tmp_path / "schema.json"
+    path.write_text('{"relations": {"A": null}}')
+    with pytest.raises(UserError, match="not both"):
+        prompt_stream([S1], template="simple", labels="semeval", schema=path)
+    with pytest.raises(UserError, match="for triplets give the labels"):
+        prompt_stream([S1], task="triplets", template="simple", schema=path)
+    with pytest.raises(UserError, match="either from the data"):
+        prompt_stream([S1], schema=path, labels_from_data=True)
+    with pytest.raises(UserError, match="no {examples} field") as caught:
+        prompt_stream([S1], template="simple", labels="semeval", index=tmp_path)
+    assert caught.value.param == "index"

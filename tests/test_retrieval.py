@@ -200,3 +200,29 @@ def test_load_refuses_incomplete_index(tiny_model, tmp_path):
     (tmp_path / "idx" / "index.hnsw").unlink()
     with pytest.raises(UserError, match="index.hnsw is missing"):
         Index.load(tmp_path / "idx")
+
+
+def test_knn_vote_counts_only_allowed_labels():
+    a, b = {"relation": "A"}, {"relation": "B"}
+    assert knn_vote([(a, 0.9), (b, 0.8), (b, 0.7)], allowed=["A", "no_relation"]) == ("A", {"A": 0.9})
+    assert knn_vote([(b, 0.8)], allowed=["A"]) == (None, {})
+
+
+def test_knn_predictor_masks_the_vote_and_applies_a_margin(tiny_model, tmp_path):
+    from relcli.predictors import open_predictor
+    from relcli.schema import from_dict
+
+    build_index(corpus(30), tmp_path / "idx", model=tiny_model)
+    schema = from_dict({"relations": {"A": {"head_types": ["X"]}, "B": {"head_types": ["Y"]}, "C": None}})
+    queries = [dict(r, id=f"q{r['id']}", text=r["text"] + " again", head=dict(r["head"], type="X")) for r in corpus(12)]
+    knn = open_predictor(None, decode="knn", index=str(tmp_path / "idx"), k=5, schema=schema, explain=True)
+    out = list(knn.predict(queries))
+    assert all(r["predicted"] in ("A", "C", "no_relation") for r in out)
+    assert all(set(r["explain"]["label_scores"]) <= {"A", "C", "no_relation"} for r in out)
+    assert all(r["explain"]["label_scores"]["no_relation"] == 0.0 for r in out)  # listed, for calibration
+    plain = list(open_predictor(None, decode="knn", index=str(tmp_path / "idx"), k=5).predict(queries))
+    assert any(r["predicted"] == "B" for r in plain)  # the mask changed something
+    cautious = open_predictor(None, decode="knn", index=str(tmp_path / "idx"), k=5, schema=schema, negative_margin=100.0)
+    assert {r["predicted"] for r in cautious.predict(queries)} == {"no_relation"}
+    with pytest.raises(UserError, match="do\\(es\\) not apply"):
+        open_predictor(None, decode="knn", index=str(tmp_path / "idx"), template="simple", schema=schema)

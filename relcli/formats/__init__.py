@@ -34,7 +34,7 @@ FORMATS = {
 }
 DOCUMENT_FORMATS = ("brat", "conll04", "doccano", "label-studio", "prodigy")
 
-__all__ = ["DOCUMENT_FORMATS", "FORMATS", "Patch", "Pairing", "convert", "load_patch", "pairing", "to_pairs"]
+__all__ = ["DOCUMENT_FORMATS", "FORMATS", "Patch", "Pairing", "convert", "convert_sources", "load_patch", "pairing", "to_pairs"]
 
 
 def _reader(fmt: str):
@@ -100,3 +100,18 @@ def pairing(fmt: str, pairs: bool, seed: int = 13, **options) -> Pairing | None:
     if fmt not in DOCUMENT_FORMATS:
         raise UserError(f"does not apply to {fmt} (only to {', '.join(DOCUMENT_FORMATS)})", param="pairs")
     return Pairing(seed=seed, **given)
+
+
+def convert_sources(fmt: str, sources: Iterable[Path | BinaryIO], report: Counter, *, patch: Patch | None = None,
+                    skipped=None, annotator: str | None = None, split_dev: float | None = None, seed: int = 13,
+                    only: str | None = None, pairs: bool = False, **pair_options) -> Iterator[Record]:
+    """What ``relcli convert`` writes: the records of ``sources`` (``convert``), with a dev carve
+    (``split_dev``, ``only``: relcli.splits) and, with ``pairs``, one RC record per entity pair
+    (``pair_options``: ``pairing``). Options are checked before anything is read."""
+    from relcli.splits import carve_dev
+
+    pair_with = pairing(fmt, pairs, seed, **pair_options)
+    records = convert(fmt, sources, report, patch=patch, skipped=skipped, annotator=annotator)
+    if split_dev is not None or only is not None:
+        records = carve_dev(records, split_dev, seed, only)
+    return to_pairs(records, pair_with, report) if pair_with is not None else records
