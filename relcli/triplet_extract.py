@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
-from relcli.decoding import RelationConstraint
+from relcli.decoding import CopyConstraint, RelationConstraint, generation_text, special_ids_to_drop
 from relcli.prompts import model_input
 from relcli.records import Record, chunks, sorted_batches
 from relcli.triplets import REBEL_TOKENS, ShotsFor, parse, render_prompt
@@ -22,6 +22,8 @@ def generate_triplets(
     *,
     max_new_tokens: int = 128,
     relation_constraint: Sequence[str] | None = None,
+    copy_from: Sequence[str] | None = None,
+    style: str = "rebel",
     batch_size: int = 8,
 ) -> list[str]:
     """Greedy generations for ``prompts``, one string each, batched.
@@ -29,13 +31,15 @@ def generate_triplets(
     Works for decoder-only models (left padding, only new tokens returned) and seq2seq models
     (``model.config.is_encoder_decoder``). REBEL markers survive decoding even when they are
     special tokens; the tokenizer's other special tokens (pad, eos, ...) are removed. With
-    ``relation_constraint`` (an inventory), the REBEL relation slot is constrained to it.
+    ``relation_constraint`` (an inventory), the REBEL relation slot is constrained to it. With
+    ``copy_from`` (one text per prompt), every head and tail of the ``style`` linearisation is
+    copied from the prompt's text (relcli.decoding.CopyConstraint).
     """
     import torch
 
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    drop = set(tokenizer.all_special_ids) - set(tokenizer.convert_tokens_to_ids(REBEL_TOKENS))
+    drop = special_ids_to_drop(tokenizer)
     padding_side, was_training = tokenizer.padding_side, model.training
     tokenizer.padding_side = "right" if seq2seq else "left"
     model.eval()
@@ -48,9 +52,12 @@ def generate_triplets(
                 add_special_tokens=seq2seq,
             ).to(model.device)
             prompt_length = 0 if seq2seq else batch["input_ids"].shape[1]
-            processors = (
-                [RelationConstraint(tokenizer, relation_constraint, prompt_length)] if relation_constraint else None
-            )
+            processors = []
+            if relation_constraint:
+                processors.append(RelationConstraint(tokenizer, relation_constraint, prompt_length))
+            if copy_from is not None:
+                texts = copy_from[first : first + batch_size]
+                processors.append(CopyConstraint(tokenizer, texts, style, prompt_length))
             with torch.no_grad():
                 generated = model.generate(
                     **batch,
@@ -58,11 +65,9 @@ def generate_triplets(
                     do_sample=False,
                     num_beams=1,
                     pad_token_id=pad_id,
-                    logits_processor=processors,
+                    logits_processor=processors or None,
                 )
-            for ids in generated[:, prompt_length:].tolist():
-                kept = [token for token in ids if token not in drop]
-                outputs.append(tokenizer.decode(kept, skip_special_tokens=False).strip())
+            outputs += [generation_text(tokenizer, ids, drop).strip() for ids in generated[:, prompt_length:].tolist()]
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relcli.decoding import RelationConstraint
+from relcli.decoding import CopyConstraint, RelationConstraint, copied, entity_regions
 from relcli.records import validate_record
 from relcli.triplet_extract import generate_triplets
 from relcli.triplets import (
@@ -220,7 +220,7 @@ def test_completion_and_inventory():
 
 
 # Tiny random models. <obj> is id 0, so a model whose logits are all zero greedily emits <obj>.
-WORDS = "A B Kill Live_In Text : Triplets".split()
+WORDS = "A B Kill Live_In Text : Triplets Zed".split()
 RELATIONS = ["Kill", "Live_In"]
 
 
@@ -355,3 +355,174 @@ def test_rebel_sample_round_trips():
         total += len(gold)
     # REBEL's annotated mention is not always the one closest to its partner (measured: 75.5 %).
     assert exact / total > 0.7
+
+
+def test_offset_ties_take_the_earliest_pair():
+    # "A" at 2 is as close to the "B" at 0 as to the one at 4: the earliest pair wins.
+    (t,), _ = parse("<triplet> A <subj> B <obj> r", "B A B", "rebel")
+    assert (t["head"]["start"], t["tail"]["start"], t["tail"]["end"]) == (2, 0, 1)
+
+
+# --- copy constraints ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("generation, regions", [
+    ("<triplet> A <subj> B <obj> r <subj> C", [(" A ", True), (" B ", True), (" C", False)]),
+    ("chatter <triplet> Ann <su", [(" Ann ", False)]),  # a marker being spelt out is not the entity's
+    ("<triplet> A <subj> B <obj> r", [(" A ", True), (" B ", True)]),
+    ("<triplet> A <obj> r <triplet>", [(" A ", True), ("", False)]),
+    ("no markers at all", []),
+])
+def test_entity_regions_rebel(generation, regions):
+    assert [(value, closed) for _, value, closed in entity_regions(generation, "rebel")] == regions
+
+
+@pytest.mark.parametrize("generation, regions", [
+    ('[{"head": "A \\"b\\"", "relation": "r", "tail": "Bo', [('A "b"', True), ("Bo", False)]),
+    ('[{"head":"caf\\u00e9","relation":"r","tail":"caf\\u00', [("café", True), ("caf", False)]),
+    ('[{"head":"\\ud83d\\ude00"', [("\U0001F600", True)]),  # a surrogate pair is one character
+    ('[{"head":"a\\qb"', [(None, False)]),  # not JSON: can never be an entity
+    ('[{"relation":"r, \\"head\\": \\"x", "head": "', [("", False)]),  # an escaped key is text, not a key
+    ('Sure: {"head" : "A\\', [("A", False)]),  # an escape cut off while written
+])
+def test_entity_regions_json(generation, regions):
+    found = entity_regions(generation, "json")
+    assert [(value, closed) for _, value, closed in found] == regions
+
+
+@pytest.mark.parametrize("value, closed, ok", [
+    (" Ann ", True, True), ("Ann met", True, True), ("Ann  met", True, False), ("", True, False), ("  ", True, False),
+    ("Bob", True, False), (None, True, False), ("Zoé", True, False), ("Zoë", True, True),
+    # open: may still grow into a span, padded by at most one space on each side
+    (" An", False, True), ("", False, True), (" ", False, True), ("  ", False, False), ("Ann  ", False, False),
+    ("  A", False, False), ("Zoë", False, True), ("Zoé", False, False),
+    # the first bytes of a character: only where the text has a non-ASCII character next
+    ("Zo\ufffd", False, True), ("Z\ufffd", False, False), ("\ufffd", False, True), ("Zo\ufffd\ufffd", False, False),
+    ("An\ud83d", False, False),
+])
+def test_copied(value, closed, ok):
+    assert copied(value, closed, "Ann met Zoë .") is ok
+
+
+class Scripted:
+    """An output layer that ignores its input: at call i its logits prefer script[i]'s tokens,
+    best first (one call per generated token), so a test decides what a model "wants" to write."""
+
+    def __init__(self, model, script, vocab):
+        import torch
+
+        class Head(torch.nn.Module):
+            calls = 0
+
+            def forward(self, hidden):
+                logits = torch.zeros(*hidden.shape[:-1], vocab)
+                for rank, token in enumerate(script[min(self.calls, len(script) - 1)]):
+                    logits[..., token] = 10.0 - rank
+                self.calls += 1
+                return logits
+
+        self.model, self.head = model, Head()
+
+    def __enter__(self):
+        self.saved, self.model.lm_head = self.model.lm_head, self.head
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.lm_head = self.saved
+
+
+@pytest.mark.parametrize("model_name", ["llama", "t5"])
+def test_copy_constraint_rebel_generation(request, tokenizer, model_name):
+    """The model wants "Zed", which is not in the first text: with copy constraints that row takes
+    its next choice, "A"; the second row, whose text has "Zed", keeps it."""
+    model = request.getfixturevalue(model_name)
+    ids = lambda words: tokenizer.convert_tokens_to_ids(words.split())  # noqa: E731
+    script = [ids("<triplet>"), ids("Zed A"), ids("<subj>"), ids("B"), ids("<obj>"), ids("Kill"), ids("</s>")]
+    prompts, texts = ["Text : A B Triplets :", "Text : Zed B Triplets :"], ["A B", "Zed B"]
+
+    def run(**options):
+        with Scripted(model, script, len(tokenizer)) as scripted:
+            return generate_triplets(scripted, tokenizer, prompts, max_new_tokens=8, style="rebel", **options)
+
+    assert run() == ["<triplet> Zed <subj> B <obj> Kill"] * 2
+    copied_out = run(copy_from=texts)
+    assert copied_out == ["<triplet> A <subj> B <obj> Kill", "<triplet> Zed <subj> B <obj> Kill"]
+    assert run(copy_from=texts, relation_constraint=RELATIONS) == copied_out
+    for out, text in zip(copied_out, texts):
+        (t,), malformed = parse(out, text, "rebel", RELATIONS)
+        assert malformed == 0 and text[t["head"]["start"] : t["head"]["end"]] == t["head"]["text"]
+
+
+def test_copy_constraint_ends_a_row_that_cannot_copy(tokenizer, llama):
+    """Nothing can start a head copied from an empty text: the row ends and the fragment is
+    dropped as malformed, not kept as a triplet with an invented entity."""
+    ids = lambda words: tokenizer.convert_tokens_to_ids(words.split())  # noqa: E731
+    script = [ids("<triplet>"), ids("Zed A"), ids("<subj>"), ids("B"), ids("<obj>"), ids("Kill")]
+    with Scripted(llama, script, len(tokenizer)) as scripted:
+        out = generate_triplets(scripted, tokenizer, ["A B"], max_new_tokens=8, copy_from=[""], style="rebel")
+    assert out == ["<triplet>"] and parse(out[0], "", "rebel") == ([], 1)
+
+
+def byte_tokenizer():
+    """Byte-level, no merges: every character one token (or one per UTF-8 byte)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<pad>", "</s>", "<unk>"] + sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    backend = Tokenizer(models.BPE(vocab, [], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def test_copy_constraint_json_generation():
+    """JSON, one character per token: "Xed" is not in the text; with copy constraints each of its
+    characters gives way to the model's second choice, and "Ann" is copied; "Zoë", two tokens for
+    "ë", is copied byte by byte."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = byte_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, pad_token_id=0, eos_token_id=1, bos_token_id=1))
+    encode = lambda s: tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
+    wanted = encode('[{"head":"Xed","relation":"Kill","tail":"Zoë"}]')
+    second = encode('[{"head":"Ann","relation":"Kill","tail":"Zoë"}]')
+    script = [[w] if w == s else [w, s] for w, s in zip(wanted, second)] + [[tokenizer.eos_token_id]]
+    text = "Ann met Zoë ."
+
+    def run(copy_from=None):
+        with Scripted(model, script, len(tokenizer)) as scripted:
+            (out,) = generate_triplets(scripted, tokenizer, ["Text: Ann met Zoë .\nTriplets:\n"],
+                                       max_new_tokens=len(script), copy_from=copy_from, style="json")
+        return parse(out, text, "json", ["Kill"])
+
+    (free,), _ = run()
+    assert free["head"] == {"text": "Xed", "start": None, "end": None, "type": None}
+    (copied_triplet,), malformed = run([text])
+    assert malformed == 0
+    assert copied_triplet["head"] == {"text": "Ann", "start": 0, "end": 3, "type": None}
+    assert copied_triplet["tail"] == {"text": "Zoë", "start": 8, "end": 11, "type": None}
+
+
+def test_copy_constraint_keeps_rows_outside_entities_free(tokenizer):
+    """Outside a head or tail the best token stays the best; inside one only copies and the
+    closing marker remain, and end of sequence is refused while a head is open."""
+    import torch
+
+    ids = tokenizer.convert_tokens_to_ids
+    constraint = CopyConstraint(tokenizer, ["A B", "A B", "A B"], "rebel", prompt_length=1)
+    rows = [
+        ["Text", "<triplet>", "A", "<subj>", "B", "<obj>"],  # relation slot: free
+        ["Text", "<obj>", "<obj>", "<obj>", "<triplet>", "A"],  # head "A" open
+        ["Text", "<obj>", "<obj>", "<obj>", "<obj>", "<triplet>"],  # head empty
+    ]
+    scores = torch.zeros(3, len(tokenizer))
+    scores[:, ids("Zed")] = 5.0
+    scores[:, ids("</s>")] = 4.0
+    scores[:, ids("B")] = 3.0
+    scores[:, ids("<subj>")] = 2.0
+    chosen = constraint(torch.tensor([ids(r) for r in rows]), scores).argmax(-1).tolist()
+    assert chosen == ids(["Zed", "B", "B"])
