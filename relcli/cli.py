@@ -109,9 +109,7 @@ def given(**options) -> dict:
 
 @command
 def convert(
-    fmt: str = typer.Argument(
-        ..., metavar="FORMAT", help="semeval, tacred, marked, rebel, conll04, brat, doccano, label-studio or prodigy."
-    ),
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="semeval, tacred, marked, rebel, conll04, brat, doccano, label-studio or prodigy."),
     paths: list[Path] = typer.Argument(..., help="Dataset files, read in turn (`-` is stdin); brat: directories or .ann files."),
     output: Optional[Path] = OutputOpt,
     patch: Optional[Path] = typer.Option(None, "--patch", help="tacred only: a TACREV patch `[{id, relation}]` or a Re-TACRED map `{id: label}`."),
@@ -119,19 +117,11 @@ def convert(
     seed: int = typer.Option(13, "--seed", help="Seed of the --split-dev hash and of --negative-ratio sampling."),
     only: Optional[str] = typer.Option(None, "--only", help="With --split-dev: write only `train` or `dev`."),
     skip_invalid: bool = SkipOpt,
-    annotator: Optional[str] = typer.Option(
-        None, "--annotator", help="label-studio: whose annotation to read (default: each task's first completed one); prodigy: only this annotator's answers."
-    ),
-    pairs: bool = typer.Option(
-        False, "--pairs", help="Documents with entities: one RC record per ordered entity pair in a sentence, instead of one end-to-end record."
-    ),
-    max_distance: Optional[int] = typer.Option(
-        None, "--max-distance", min=0, help="--pairs: pair entities at most N characters apart instead of within a sentence."
-    ),
+    annotator: Optional[str] = typer.Option(None, "--annotator", help="label-studio: whose annotation to read (default: each task's first completed one); prodigy: only this annotator's answers."),
+    pairs: bool = typer.Option(False, "--pairs", help="Documents with entities: one RC record per ordered entity pair in a sentence, instead of one end-to-end record."),
+    max_distance: Optional[int] = typer.Option(None, "--max-distance", min=0, help="--pairs: pair entities at most N characters apart instead of within a sentence."),
     negative: Optional[str] = typer.Option(None, "--negative", help="--pairs: the label of pairs without a relation (default no_relation)."),
-    negative_ratio: Optional[float] = typer.Option(
-        None, "--negative-ratio", min=0.0, help="--pairs: keep about R negative pairs per gold relation, drawn with --seed."
-    ),
+    negative_ratio: Optional[float] = typer.Option(None, "--negative-ratio", min=0.0, help="--pairs: keep about R negative pairs per gold relation, drawn with --seed."),
 ):
     """Convert dataset files to relcli records (JSONL), streaming.
 
@@ -174,12 +164,6 @@ def convert(
     say(f"wrote {count} records")
 
 
-def _index(index: Optional[Path], device=None, dtype=None):
-    from relcli.retrieval import Index
-
-    return Index.load(index, device=device, dtype=dtype) if index else None
-
-
 @command
 def prompts(
     input: Optional[Path] = InputOpt,
@@ -207,9 +191,10 @@ def prompts(
     """
     from relcli.prompts import prompt_stream
     from relcli.records import read_jsonl, write_jsonl
+    from relcli.retrieval import Index
 
     skipped = SkipReport() if skip_invalid else None
-    loaded_index = _index(index)
+    loaded_index = Index.load(index) if index else None
     with open_input(input) as stream:
         pairs = prompt_stream(read_jsonl(stream, skipped=skipped), task=task, template=template, labels=labels,
                               labels_from_data=labels_from_data, index=loaded_index, k=k, style=style, shots=shots or 0,
@@ -273,27 +258,18 @@ def finetune(
     from relcli.console import TrainingBar
     from relcli.finetune import validate_prompt
     from relcli.records import read_jsonl
-    from relcli.streams import check_writable
+    from relcli.streams import check_writable, read_all
     from relcli.training import train
 
     check_writable(output, "output", directory=True)
     skipped = SkipReport() if skip_invalid else None
     validate = {"validate": validate_prompt} if method == "lora" else {}
-    eval_records = _read_all(eval_file, "eval_file", **validate)
+    eval_records = read_all(eval_file, "eval_file", **validate) if eval_file else None
     with open_input(input) as stream, TrainingBar() as bar:
         message = train(method, model, output, read_jsonl(stream, skipped=skipped, **validate), options,
                         eval_records=eval_records, on_log=bar.update)
     report_skipped(skipped)
     say(message)
-
-
-def _read_all(path: Optional[Path], param: str, **options) -> list | None:
-    from relcli.records import read_jsonl
-
-    if path is None:
-        return None
-    with open_input(path, param=param) as stream:
-        return list(read_jsonl(stream, **options))
 
 
 PREDICTOR_OPTIONS = ("task", "template", "labels", "decode", "index", "k", "batch_size", "max_new_tokens", "chat", "device",
@@ -377,11 +353,9 @@ def extract(
 @command
 def score(
     input: Optional[Path] = InputOpt,
-    scheme: str = typer.Option("auto", "--scheme", help="auto | tacred | semeval | triplets. auto: semeval when every gold label is a "
-                               "SemEval label, triplets for end-to-end records, else tacred."),
+    scheme: str = typer.Option("auto", "--scheme", help="auto | tacred | semeval | triplets. auto: semeval when every gold label is a SemEval label, triplets for end-to-end records, else tacred."),
     negative: Optional[str] = typer.Option(None, "--negative", help="The negative label (default: the inventory's `no_relation`/`Other`, else `no_relation`)."),
-    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label inventory deciding which predictions are valid: semeval, tacred, tacrev, "
-                                         "retacred or a file with one label per line (default: SemEval's for semeval, else the gold labels)."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label inventory deciding which predictions are valid: semeval, tacred, tacrev, retacred or a file with one label per line (default: SemEval's for semeval, else the gold labels)."),
     format: str = typer.Option("table", "--format", help="table: human tables on stderr; json: one JSON object on stdout."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Also draw the confusion matrix to this image file (.png, .pdf, .svg; needs `pip install 'relcli[plot]'`)."),
     skip_invalid: bool = SkipOpt,

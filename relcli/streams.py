@@ -78,6 +78,14 @@ def check_writable(path: Path, param: str = "output", directory: bool = False) -
         raise UserError(f"cannot write {path}: {parent} is not a writable folder", param=param)
 
 
+def read_all(path: Path, param: str = "input", **options) -> list:
+    """All the records of a JSONL file (``read_jsonl`` options: validate, skipped)."""
+    from relcli.records import read_jsonl
+
+    with open_input(path, param=param) as stream:
+        return list(read_jsonl(stream, **options))
+
+
 @contextlib.contextmanager
 def open_output(path: Path | None, param: str = "output") -> Iterator[BinaryIO]:
     """stdout for None / ``-``; otherwise a file written atomically (temp file + rename)."""
