@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from relcli.decoding import CopyConstraint, RelationConstraint, copied, entity_regions
 from relcli.records import validate_record
 from relcli.triplet_extract import generate_triplets
+from scripted import Scripted, byte_tokenizer
+
 from relcli.triplets import (
     REBEL_TOKENS,
     linearize,
@@ -404,33 +406,6 @@ def test_copied(value, closed, ok):
     assert copied(value, closed, "Ann met Zoë .") is ok
 
 
-class Scripted:
-    """An output layer that ignores its input: at call i its logits prefer script[i]'s tokens,
-    best first (one call per generated token), so a test decides what a model "wants" to write."""
-
-    def __init__(self, model, script, vocab):
-        import torch
-
-        class Head(torch.nn.Module):
-            calls = 0
-
-            def forward(self, hidden):
-                logits = torch.zeros(*hidden.shape[:-1], vocab)
-                for rank, token in enumerate(script[min(self.calls, len(script) - 1)]):
-                    logits[..., token] = 10.0 - rank
-                self.calls += 1
-                return logits
-
-        self.model, self.head = model, Head()
-
-    def __enter__(self):
-        self.saved, self.model.lm_head = self.model.lm_head, self.head
-        return self.model
-
-    def __exit__(self, *exc):
-        self.model.lm_head = self.saved
-
-
 @pytest.mark.parametrize("model_name", ["llama", "t5"])
 def test_copy_constraint_rebel_generation(request, tokenizer, model_name):
     """The model wants "Zed", which is not in the first text: with copy constraints that row takes
@@ -461,18 +436,6 @@ def test_copy_constraint_ends_a_row_that_cannot_copy(tokenizer, llama):
     with Scripted(llama, script, len(tokenizer)) as scripted:
         out = generate_triplets(scripted, tokenizer, ["A B"], max_new_tokens=8, copy_from=[""], style="rebel")
     assert out == ["<triplet>"] and parse(out[0], "", "rebel") == ([], 1)
-
-
-def byte_tokenizer():
-    """Byte-level, no merges: every character one token (or one per UTF-8 byte)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate(["<pad>", "</s>", "<unk>"] + sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    backend = Tokenizer(models.BPE(vocab, [], unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
 def test_copy_constraint_json_generation():
