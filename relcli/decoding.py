@@ -22,7 +22,7 @@ import re
 from typing import Iterator, Sequence
 
 from relcli.errors import UserError
-from relcli.triplets import REBEL_TOKENS
+from relcli.triplets import REBEL_TOKENS, word_aligned
 
 
 class LabelTrie:
@@ -336,24 +336,38 @@ def entity_regions(generation: str, style: str) -> list[Region]:
 
 
 def copied(value: str | None, closed: bool, text: str) -> bool:
-    """Whether an entity region can be (closed: is) a span of ``text``, as the parser strips it.
-
-    An open region may still grow: its stripped text must occur in ``text``, with at most one
-    whitespace character before and after it (so a model cannot pad a slot with spaces forever).
-    A character still being spelt out at its end (UTF-8 bytes, a surrogate pair) must be able to
-    become the next one: the text must have a non-ASCII character there.
+    """Whether an entity region can be (closed: is) a span of ``text`` between words, as the parser
+    strips it: a closed one must occur in ``text`` starting and ending between words (not "M" out
+    of "Mechanics"), an open one must occur starting between words, so that it may still grow into
+    such a span, with at most one whitespace character before and after it (so a model cannot pad
+    a slot with spaces forever). A character still being spelt out at its end (UTF-8 bytes, a
+    surrogate pair) must be able to become the next one: the text must have a non-ASCII one there.
     """
     if value is None:
         return False
     if closed:
         core = value.strip()
-        return bool(core) and core in text
+        return bool(core) and _found(core, text, whole=True)
     if len(value) - len(value.lstrip()) > 1:
         return False
     if _PARTIAL_END.search(value):
-        return re.search(re.escape(value[:-1].lstrip()) + "[^\x00-\x7f]", text) is not None
-    core = value.strip()
-    return len(value) - len(value.rstrip()) <= 1 and (core in text if core else len(value) <= 1)
+        return _found(value[:-1].lstrip(), text, non_ascii_next=True)
+    if len(value) - len(value.rstrip()) > 1:
+        return False
+    return _found(value.lstrip(), text) if value.strip() else len(value) <= 1
+
+
+def _found(span: str, text: str, whole: bool = False, non_ascii_next: bool = False) -> bool:
+    """Whether ``span`` occurs in ``text`` starting between words (and ending between words, with
+    ``whole``; followed by a non-ASCII character, with ``non_ascii_next``)."""
+    start = text.find(span)
+    while start >= 0:
+        end = start + len(span)
+        if word_aligned(text, start, end if whole else None) and (
+                not non_ascii_next or (end < len(text) and not text[end].isascii())):
+            return True
+        start = text.find(span, start + 1)
+    return False
 
 
 class CopyConstraint:
