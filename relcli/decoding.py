@@ -380,8 +380,9 @@ class CopyConstraint:
     closing quote) once it is a non-empty span; outside one any token is fine. The check decodes
     the candidate's whole generation, so it works at the level of characters whatever the
     tokeniser (REBEL markers as single tokens or spelt out, JSON escapes, bytes of UTF-8
-    characters). Only the ``top_k`` best candidates are tried, then the tokens of the text itself
-    and the closing tokens; if none fits, the row ends (end of sequence), leaving a truncated
+    characters). Only the ``top_k`` best candidates are tried, then the tokens of the text itself,
+    the tokens that copy on from where an open region occurs in the text, and the closing tokens
+    (best first again); if none fits, the row ends (end of sequence), leaving a truncated
     fragment that the parser drops and counts as malformed, never an entity absent from the text.
     End of sequence is refused while a region is open.
     """
@@ -418,6 +419,23 @@ class CopyConstraint:
             self.pools[row] = sorted(({t for ids in encoded for t in ids} | self.closers) - self.drop)
         return self.pools[row]
 
+    def _continuations(self, row: int, before: str, most: int = 8) -> set[int]:
+        """The tokens that copy on from where an open region's text occurs in the row's text: the
+        first token of what follows each of its first ``most`` occurrences (starting between
+        words). With them a region that a model began, say "M", can always grow into a span
+        ("Mechanics") even when no token of the text's own tokenisation continues it."""
+        regions = entity_regions(before, self.style)
+        if not regions or regions[-1][2] or regions[-1][1] is None or _PARTIAL_END.search(regions[-1][1]):
+            return set()
+        value, text, follows = regions[-1][1].lstrip(), self.texts[row], []
+        start = text.find(value)
+        while start >= 0 and len(follows) < most:
+            if word_aligned(text, start) and start + len(value) < len(text):
+                follows.append(text[start + len(value) : start + len(value) + 32])
+            start = text.find(value, start + 1)
+        encoded = self.tokenizer(follows, add_special_tokens=False).input_ids if follows else []
+        return {ids[0] for ids in encoded if ids} - self.drop
+
     def __call__(self, input_ids, scores):
         top = scores.topk(min(self.top_k, scores.shape[-1]), dim=-1)
         for row, ids in enumerate(input_ids[:, self.prompt_length :].tolist()):
@@ -425,7 +443,7 @@ class CopyConstraint:
             before = self._text(ids)
             chosen = self._first_fit(row, ids, before, top.indices[row].tolist(), top.values[row].tolist())
             if chosen is None:
-                pool = self._pool(row)
+                pool = sorted(set(self._pool(row)) | self._continuations(row, before))
                 values = scores[row, pool].tolist()
                 ranked = sorted(zip(pool, values), key=lambda pair: -pair[1])
                 chosen = self._first_fit(row, ids, before, *zip(*ranked)) if ranked else None

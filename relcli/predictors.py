@@ -215,7 +215,8 @@ class TripletPredictor:
     def summary(self) -> list[str]:
         x = self.extractor
         lines = [f"{x.malformed} malformed triplet fragment(s) in {x.generations} generations (dropped; see --explain)",
-                 f"{x.absent} of {x.entities} predicted entities not found in the text (copy constraint {'on' if x.copy else 'off'})"]
+                 f"{x.absent_triplets} of {x.triplets} predicted triplets name an entity not found in the text "
+                 f"({x.absent_entities} of {2 * x.triplets} entities; copy constraint {'on' if x.copy else 'off'})"]
         if x.cut:
             lines.append(f"{x.cut} {'window(s)' if x.window else 'text(s)'} longer than the model's context of {x.context} "
                          "tokens cut to fit" + ("" if x.window else " (read long texts whole in overlapping windows)"))

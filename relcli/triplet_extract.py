@@ -156,8 +156,9 @@ class TripletExtractor:
     records: int = 0
     generations: int = 0
     malformed: int = 0  # fragments of generations that parse() could not use
-    entities: int = 0  # heads and tails predicted
-    absent: int = 0  # ... whose text does not occur in the text the model read
+    triplets: int = 0  # predicted
+    absent_triplets: int = 0  # ... with a head or tail whose text is not in the text the model read
+    absent_entities: int = 0  # heads and tails not in the text the model read
     cut: int = 0  # texts or windows cut to fit the context
 
     def __post_init__(self):
@@ -249,11 +250,13 @@ class TripletExtractor:
         out = []
         for record, triplets, read in zip(records, found, reads):
             triplets = list(triplets.values())
-            absent = sum(t[role]["start"] is None for t in triplets for role in ("head", "tail"))
-            self.entities, self.absent = self.entities + 2 * len(triplets), self.absent + absent
+            absent = [sum(t[role]["start"] is None for role in ("head", "tail")) for t in triplets]
+            self.triplets += len(triplets)
+            self.absent_triplets += sum(map(bool, absent))
+            self.absent_entities += sum(absent)
             result = dict(record, predicted_triplets=triplets)
             if self.explain:
-                result["explain"] = self._explanation(read, absent)
+                result["explain"] = self._explanation(read, sum(absent))
             out.append(result)
         self.records, self.generations, self.cut = (self.records + len(records), self.generations + len(pieces),
                                                     self.cut + sum(p.cut for p in pieces))

@@ -498,3 +498,21 @@ def test_copy_constraint_keeps_rows_outside_entities_free(tokenizer):
     scores[:, ids("<subj>")] = 2.0
     chosen = constraint(torch.tensor([ids(r) for r in rows]), scores).argmax(-1).tolist()
     assert chosen == ids(["Zed", "B", "B"])
+
+
+def test_copy_constraint_copies_on_where_the_texts_tokens_cannot():
+    """The text's own tokens have "Ġconfig"+"uration"; a head begun as "c"+"on" grows only with
+    "fig", which no token of the text is: it comes from tokenising what follows "con" in the text."""
+    import torch
+    from conftest import _tokenizer
+
+    tokenizer = _tokenizer(eos_after_input=False)
+    text = "The system has its greatest application in an arrayed configuration of antenna elements."
+    generated = tokenizer('[{"head":"con', add_special_tokens=False).input_ids
+    assert tokenizer.convert_ids_to_tokens(generated[-2:]) == ["c", "on"]
+    assert "fig" not in tokenizer.tokenize(text) + tokenizer.tokenize(" " + text)
+    scores = torch.zeros(1, len(tokenizer))
+    scores[0, tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))[:16]] = 5.0  # all would leave the text
+    constraint = CopyConstraint(tokenizer, [text], "json", prompt_length=0)
+    chosen = constraint(torch.tensor([generated]), scores).argmax(-1).item()
+    assert tokenizer.convert_ids_to_tokens(chosen) == "fig"
