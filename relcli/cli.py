@@ -265,7 +265,8 @@ def finetune(
 
 
 PREDICTOR_OPTIONS = ("task", "template", "labels", "schema", "negative_margin", "decode", "index", "k", "batch_size", "max_new_tokens",
-                     "chat", "device", "dtype", "quantize", "explain", "style", "shots", "shots_from", "trust_remote_code")
+                     "chat", "device", "dtype", "quantize", "explain", "style", "shots", "shots_from", "trust_remote_code", "copy",
+                     "window", "stride")
 
 
 @command
@@ -295,6 +296,9 @@ def extract(
     style: Optional[str] = StyleOpt,
     shots: Optional[int] = ShotsOpt,
     shots_from: Optional[Path] = ShotsFromOpt,
+    copy: Optional[bool] = typer.Option(None, "--copy/--no-copy", help="Triplets: heads and tails generated only as spans copied from the text (default: on)."),
+    window: Optional[int] = typer.Option(None, "--window", min=1, help="Triplets: read each text in windows of N characters (cut at whitespace), e.g. texts longer than the model's context."),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Triplets: characters from one window's start to the next (default: 3/4 of --window); triplets found twice are merged."),
     skip_invalid: bool = SkipOpt,
 ):
     """Label every record with a model (adds "predicted", or "predicted_triplets"), in input order.
@@ -308,6 +312,8 @@ def extract(
         relcli extract -m ./adapter --index train.index --k 3 -i test.jsonl --shard 2/8 -o part2.jsonl
 
         relcli extract --decode knn --index train.index -i test.jsonl | relcli score
+
+        relcli extract -m ./triplet-adapter --window 2000 --stride 1500 -i long-documents.jsonl -o preds.jsonl
 
         relcli extract -m ./triplet-adapter -i conll04-dev.jsonl | relcli score --scheme triplets
 

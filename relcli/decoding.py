@@ -7,7 +7,7 @@
   forward per branching point of the trie rather than one per label token.
 - ``trie_processor`` / ``trie_stop``: the same walk inside transformers' ``generate`` (used for
   encoder-decoder models).
-- ``RelationConstraint``: the relation slot of a REBEL linearisation kept inside the inventory.
+The constraints on triplet generations (relation slot, copied entities) are in relcli.slots.
 
 Both pick, at every branching point, the allowed token with the highest logit, so they choose the
 same labels; the first is faster.
@@ -19,8 +19,6 @@ import contextlib
 import os
 from typing import Iterator, Sequence
 
-from relcli.errors import UserError
-from relcli.triplets import REBEL_TOKENS
 
 
 class LabelTrie:
@@ -200,55 +198,3 @@ def trie_decode(model, prompts: Sequence[Sequence[int]], trie: LabelTrie, pad_id
 
 def _finished(trie: LabelTrie, ids: list[int], early_stop: bool, labels: frozenset[str] | None = None) -> bool:
     return ids[-1] == trie.end_id or (early_stop and trie.decides(tuple(ids), labels) is not None)
-
-
-class RelationConstraint:
-    """A transformers logits processor that keeps the REBEL relation slot inside an inventory.
-
-    After ``<obj>``, only token sequences that spell an inventory relation are allowed; once one
-    is complete, the next token must be a REBEL marker or end of sequence. Relations are tokenised
-    as they appear after ``<obj>`` in a linearisation (followed by ``<subj>`` or by nothing), so
-    the allowed sequences match what the model was trained on. Rows with an unknown prefix (only
-    possible if generation started inside the slot) are left alone.
-    """
-
-    def __init__(self, tokenizer, relations: Sequence[str], prompt_length: int):
-        self.prompt_length = prompt_length
-        self.markers = [tokenizer.convert_tokens_to_ids(t) for t in REBEL_TOKENS]
-        if tokenizer.unk_token_id in self.markers or None in self.markers:
-            raise UserError("the relation constraint needs a tokenizer that knows " + " ".join(REBEL_TOKENS))
-        self.obj = self.markers[2]
-        self.ends = self.markers + [tokenizer.eos_token_id]
-        self.trie: dict = {}
-        for relation in relations:
-            for suffix in (" <subj>", ""):
-                ids = tokenizer.encode(f"<obj> {relation}{suffix}", add_special_tokens=False)
-                ids = ids[ids.index(self.obj) + 1 :]
-                if suffix:
-                    ids = ids[: ids.index(self.markers[1])]
-                node = self.trie
-                for token in ids:
-                    node = node.setdefault(token, {})
-                node[None] = {}
-
-    def _allowed(self, generated: list[int]) -> list[int] | None:
-        if self.obj not in generated:
-            return None
-        after = generated[len(generated) - generated[::-1].index(self.obj) :]
-        if any(token in self.markers for token in after):
-            return None
-        node = self.trie
-        for token in after:
-            if token not in node:
-                return None
-            node = node[token]
-        return [t for t in node if t is not None] + (self.ends if None in node else [])
-
-    def __call__(self, input_ids, scores):
-        for row, ids in enumerate(input_ids[:, self.prompt_length :].tolist()):
-            allowed = self._allowed(ids)
-            if allowed is not None:
-                keep = scores[row, allowed]
-                scores[row] = float("-inf")
-                scores[row, allowed] = keep
-        return scores

@@ -165,6 +165,19 @@ class LoadedModel:
     placement: Placement = field(default_factory=lambda: Placement("cpu", "float32"))
 
 
+def context_length(loaded) -> int | None:
+    """The most tokens the model reads at once: its position limit (config), else the tokenizer's
+    ``model_max_length`` where that is a real limit; None where neither says (T5's relative
+    positions have none)."""
+    config = getattr(getattr(loaded, "model", None), "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(getattr(loaded, "tokenizer", None), "model_max_length", None)
+    return value if isinstance(value, int) and 0 < value < 10**8 else None
+
+
 def load_model(
     model: str | ModelRef,
     *,

@@ -25,6 +25,7 @@ from relcli.records import Record, chunks, crop_to_pair
 MAX_TEXT_CHARS = 2000
 
 DECODES = ("constrained", "generate", "knn")
+EXPLICIT_NO = {"chat", "copy"}  # options whose False is a choice (--no-chat), not "not set"
 # The options each kind of predictor uses; anything else the caller set is refused.
 COMMON = {"batch_size", "explain", "device", "dtype"}
 PAIRS = COMMON | {"schema", "negative_margin"}  # the kinds that label a given pair
@@ -32,7 +33,7 @@ APPLIES = {
     "knn": PAIRS | {"index", "k", "decode"},
     "classifier": PAIRS,
     "triplets": COMMON | {"task", "template", "labels", "index", "k", "shots", "shots_from", "style", "max_new_tokens",
-                          "chat", "quantize", "trust_remote_code"},
+                          "chat", "quantize", "trust_remote_code", "copy", "window", "stride"},
     "rc": PAIRS | {"task", "template", "labels", "decode", "index", "k", "max_new_tokens", "chat", "quantize",
                    "trust_remote_code"},
 }
@@ -45,16 +46,19 @@ class Predictor(Protocol):
 
 
 def open_predictor(model: str | None, **options: Any) -> Predictor:
-    """The predictor for ``model`` and the options set (None or False means "not set").
+    """The predictor for ``model`` and the options set (None means "not set"; so does False, except
+    for the yes/no options in ``EXPLICIT_NO``, where it is an explicit no).
 
     Options: task (rc | triplets), template, labels, schema (a file or a Schema), negative_margin,
     decode, index, k, batch_size, max_new_tokens, chat, device, dtype, quantize, explain, style,
-    shots, shots_from, trust_remote_code.
+    shots, shots_from, trust_remote_code, and for triplets copy (entities copied from the text;
+    default yes), window and stride (characters).
     """
     from relcli.models import resolve
     from relcli.schema import inventory
 
-    given = {name: value for name, value in options.items() if value is not None and value is not False}
+    given = {name: value for name, value in options.items()
+             if value is not None and (value is not False or name in EXPLICIT_NO)}
     if "schema" in given:  # read once; with labels as well, refused
         given["schema"] = inventory(given.get("labels"), given["schema"])[1]
     decode = given.get("decode", "constrained")
@@ -259,14 +263,21 @@ class TripletPredictor:
         self.extractor = TripletExtractor(
             loaded, style, _labels(given, artifact), compact=template == "compact" if template else bool(artifact and artifact.compact),
             chat=_chat(given, loaded), batch_size=given.get("batch_size", 16), max_new_tokens=given.get("max_new_tokens", 256),
-            explain=bool(given.get("explain")))
+            explain=bool(given.get("explain")), copy=given.get("copy", True), window=given.get("window"),
+            stride=given.get("stride"))
 
     def predict(self, records: Iterable[Record]) -> Iterator[Record]:
         return self.extractor.predict(records, self.shots_for)
 
     def summary(self) -> list[str]:
-        return [f"{self.extractor.malformed} malformed triplet fragment(s) in {self.extractor.records} generations "
-                "(dropped; see --explain)"]
+        x = self.extractor
+        lines = [f"{x.malformed} malformed triplet fragment(s) in {x.generations} generations (dropped; see --explain)",
+                 f"{x.absent_triplets} of {x.triplets} predicted triplets name an entity not found in the text "
+                 f"({x.absent_entities} of {2 * x.triplets} entities; copy constraint {'on' if x.copy else 'off'})"]
+        if x.cut:
+            lines.append(f"{x.cut} {'window(s)' if x.window else 'text(s)'} longer than the model's context of {x.context} "
+                         "tokens cut to fit" + ("" if x.window else " (read long texts whole in overlapping windows)"))
+        return lines
 
 
 def _only(records: Iterable[Record], key: str, task: str) -> Iterator[Record]:

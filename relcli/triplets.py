@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import unicodedata
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relcli.errors import UserError
@@ -63,12 +64,27 @@ def linearize(triplets: Iterable[dict], style: str) -> str:
     return " ".join(parts)
 
 
-def _occurrences(surface: str, text: str) -> list[int]:
+def _joined(a: str, b: str) -> bool:
+    """Whether two adjacent characters are inside one word (letters or digits of a script written
+    with spaces; East Asian wide characters are words of their own)."""
+    return a.isalnum() and b.isalnum() and unicodedata.east_asian_width(a) not in "WF" \
+        and unicodedata.east_asian_width(b) not in "WF"
+
+
+def word_aligned(text: str, start: int, end: int | None = None) -> bool:
+    """Whether ``text[start:end]`` starts (and, with ``end``, ends) between words, not inside one."""
+    return all(not (0 < i < len(text) and _joined(text[i - 1], text[i])) for i in (start, end) if i is not None)
+
+
+def occurrences(surface: str, text: str) -> list[int]:
+    """Where ``surface`` occurs in ``text``: the occurrences that start and end between words (not
+    "Paris" in "Parisian"), or, when there is none, every occurrence."""
     starts, start = [], text.find(surface)
     while start >= 0:
         starts.append(start)
         start = text.find(surface, start + 1)
-    return starts
+    aligned = [s for s in starts if word_aligned(text, s, s + len(surface))]
+    return aligned or starts
 
 
 def _span(surface: str, start: int | None) -> dict:
@@ -77,13 +93,14 @@ def _span(surface: str, start: int | None) -> dict:
 
 
 def _spans(head: str, tail: str, text: str) -> tuple[dict, dict]:
-    """Head and tail spans at the closest pair of their occurrences in ``text`` (earliest on ties).
+    """Head and tail spans at the closest pair of their occurrences in ``text`` (earliest on ties),
+    occurrences between words preferred (see :func:`occurrences`).
 
     A relation is usually stated locally, so the closest pair is the best cheap guess when a surface
     form occurs more than once. An argument that does not occur gets null offsets; the other one
     then takes its first occurrence.
     """
-    heads, tails = _occurrences(head, text), _occurrences(tail, text)
+    heads, tails = occurrences(head, text), occurrences(tail, text)
     if heads and tails:
         # For each head occurrence only the tail occurrences just before and after it can be closest.
         candidates = []
@@ -171,8 +188,9 @@ def parse(
     REBEL linearisation, an answer with no JSON array, JSON items that are not objects with string
     ``head``/``relation``/``tail``, empty fields, and relations outside ``inventory`` (when given),
     which are dropped. Duplicates are dropped silently. Spans get the offsets of exact occurrences
-    of their surface forms in ``text``: for a form that occurs several times, the head/tail pair of
-    occurrences closest to each other (earliest on ties); null start/end when a form does not occur.
+    of their surface forms in ``text``, those between words (not inside one) when there are any:
+    for a form that occurs several times, the head/tail pair of occurrences closest to each other
+    (the earliest such pair on ties, head first); null start/end when a form does not occur.
     An empty REBEL generation is a valid "no triplets"; the JSON equivalent is ``[]``.
     """
     _check_style(style)

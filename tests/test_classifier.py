@@ -9,9 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from relcli.classifier import (  # noqa: E402
-    POOLINGS, encode_records, load_classifier, mark_text, marker_tokens, train_classifier,
-)
+from relcli.classifier import POOLINGS, load_classifier, train_classifier  # noqa: E402
+from relcli.markers import encode_records, mark_text, marker_tokens  # noqa: E402
 from relcli.errors import UserError  # noqa: E402
 from relcli.records import make_span  # noqa: E402
 

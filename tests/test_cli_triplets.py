@@ -2,9 +2,11 @@
 extract, on tiny random models built from configs with a byte-level tokenizer."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from scripted import byte_tokenizer
 from typer.testing import CliRunner
 
 from relcli.cli import app
@@ -45,19 +47,6 @@ def read(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
-def tiny_tokenizer():
-    """A byte-level tokenizer with no merges: any text round-trips, 259 tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {t: i for i, t in enumerate(["<pad>", "</s>", "<unk>"] + alphabet)}
-    backend = Tokenizer(models.BPE(vocab, [], unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Folders of a tiny llama and a tiny T5 (with their tokenizer), as `--model DIR` takes them."""
@@ -65,7 +54,7 @@ def models(tmp_path_factory):
     from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
     root = tmp_path_factory.mktemp("models")
-    tokenizer = tiny_tokenizer()
+    tokenizer = byte_tokenizer()
     torch.manual_seed(0)
     llama = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -262,3 +251,196 @@ def test_conll04_records_end_to_end(models, tmp_path):
     assert run("extract", "-m", adapter, "-i", few, "-o", out, "--max-new-tokens", "8").exit_code == 0
     result = run("score", "-i", out, "--scheme", "triplets", "--format", "json")
     assert result.exit_code == 0 and json.loads(result.stdout)["n"] == 6
+
+
+# --- copy constraints and long documents ------------------------------------------------------
+
+from relcli.triplet_extract import windows  # noqa: E402
+
+CONTEXT = 128  # positions of the small-context model; the document below is over 4x longer
+
+
+def long_document():
+    """One end-to-end record of 30 sentences (over 4x CONTEXT tokens, one per character), one
+    Live_In triplet each, every name unique so offsets are unambiguous."""
+    people = ["Ann", "Bob", "Cyd", "Dee", "Eve", "Fay", "Gus", "Hal", "Ida", "Jo", "Kim", "Lu", "Max", "Ned", "Oz",
+              "Pat", "Quin", "Roy", "Sue", "Tom", "Uma", "Val", "Wes", "Xia", "Yul", "Zed", "Abe", "Bea", "Cal", "Dot"]
+    places = ["Rome", "Oslo", "Lima", "Kyiv", "Bern", "Doha", "Riga", "Baku", "Suva", "Apia", "Male", "Lome", "Nuuk",
+              "Vaduz", "Minsk", "Sofia", "Dakar", "Hanoi", "Paris", "Quito", "Accra", "Cairo", "Dili", "Tunis", "Seoul",
+              "Tokyo", "Delhi", "Perth", "Turin", "Cork"]
+    text = " ".join(f"{p} lives in {c} ." for p, c in zip(people, places))
+    return record("long", text, *[(p, "Live_In", c) for p, c in zip(people, places)])
+
+
+@pytest.fixture(scope="module")
+def small_context(tmp_path_factory):
+    """A tiny llama that reads at most CONTEXT positions, with the byte tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = byte_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, pad_token_id=0, eos_token_id=1, bos_token_id=1, max_position_embeddings=CONTEXT))
+    folder = tmp_path_factory.mktemp("small-context")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("text, size, stride", [
+    (long_document()["text"], 80, 50), (long_document()["text"], 80, 80), ("a" * 50 + " b", 20, 10),
+    ("one two three four five six", 10, 7), ("short", 80, 50), ("", 10, 5), ("  spaced   out  words ", 6, 3),
+])
+def test_windows_cover_the_text_at_word_boundaries(text, size, stride):
+    spans = windows(text, size, stride)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(b[0] > a[0] and b[0] <= a[1] + 1 for a, b in zip(spans, spans[1:]))  # forward, no gap
+    assert all(end - start <= size for start, end in spans)
+    for start, end in spans:
+        # A window starts and ends at a word boundary, unless a word is longer than half a window.
+        for i in (start, end):
+            if 0 < i < len(text) and not text[i - 1].isspace() and not text[i].isspace():
+                assert " " not in text[max(i - size // 2, 0) : i], (text, spans, i)
+    covered = set().union(*(range(s, e) for s, e in spans))
+    assert all(i in covered for i, c in enumerate(text) if not c.isspace())
+
+
+def window_answers(monkeypatch, doc, max_new_tokens):
+    """Make generation answer each window with the gold triplets lying inside it (JSON), checking
+    that every prompt fits in the model's context; return the windows asked about."""
+    import relcli.triplet_extract as triplet_extract
+    from relcli.triplets import linearize
+
+    asked = []
+    tokenizer = byte_tokenizer()
+
+    def fake_generate(model, tok, prompts, **kwargs):
+        answers = []
+        for prompt in prompts:
+            assert len(tokenizer(prompt).input_ids) + max_new_tokens <= CONTEXT
+            window = prompt.split("Text: ", 1)[1].rsplit("\nTriplets:\n", 1)[0]
+            start = doc["text"].index(window)
+            asked.append((start, start + len(window)))
+            inside = [t for t in doc["triplets"] if start <= min(t["head"]["start"], t["tail"]["start"])
+                      and max(t["head"]["end"], t["tail"]["end"]) <= start + len(window)]
+            answers.append(linearize(inside, "json"))
+        return answers
+
+    monkeypatch.setattr(triplet_extract, "generate_triplets", fake_generate)
+    return asked
+
+
+def test_long_document_in_windows(small_context, tmp_path, monkeypatch):
+    """A document 4x longer than the model's context, read in windows: the triplets of its first and
+    last windows come back with offsets into the document, and those seen by two overlapping
+    windows come back once."""
+    doc = long_document()
+    assert len(byte_tokenizer()(doc["text"]).input_ids) > 4 * CONTEXT
+    asked = window_answers(monkeypatch, doc, max_new_tokens=8)
+    (tmp_path / "relations.txt").write_text("Live_In\n")
+    out = tmp_path / "preds.jsonl"
+    result = run("extract", "-m", small_context, "--task", "triplets", "-t", "compact", "-l", tmp_path / "relations.txt",
+                 "--max-new-tokens", "8", "--window", "80", "--stride", "50", "--explain", "-o", out, input=jsonl([doc]))
+    assert result.exit_code == 0, result.output
+    (pred,) = read(out)
+    asked.sort()  # generation runs over length-sorted prompts
+    assert asked == [(w["start"], w["end"]) for w in pred["explain"]["windows"]]
+    assert asked[0][0] == 0 and max(end for _, end in asked) == len(doc["text"])
+    first = [t for t in doc["triplets"] if t["tail"]["end"] <= asked[0][1]]
+    last = [t for t in doc["triplets"] if t["head"]["start"] >= max(asked)[0]]
+    assert first and last
+    predicted = pred["predicted_triplets"]
+    assert all(t in predicted for t in first + last)
+    assert sorted(predicted, key=lambda t: t["head"]["start"]) == doc["triplets"]  # all, each once
+    found = sum(len(json.loads(w["raw"])) for w in pred["explain"]["windows"])
+    assert found > len(doc["triplets"])  # some were seen twice and merged
+    n = len(doc["triplets"])
+    assert f"0 of {n} predicted triplets name an entity not found in the text (0 of {2 * n} entities; copy constraint on)" in result.output
+    assert "cut to fit" not in result.output
+    scored = run("score", "-i", out, "--scheme", "triplets", "--format", "json")
+    assert json.loads(scored.stdout)["strict"]["f1"] == 100.0
+
+
+def test_long_document_without_window_is_cut_to_the_context(small_context, tmp_path, monkeypatch):
+    doc = long_document()
+    asked = window_answers(monkeypatch, doc, max_new_tokens=8)
+    (tmp_path / "relations.txt").write_text("Live_In\n")
+    result = run("extract", "-m", small_context, "--task", "triplets", "-t", "compact", "-l", tmp_path / "relations.txt",
+                 "--max-new-tokens", "8", "--explain", input=jsonl([doc]))
+    assert result.exit_code == 0, result.output
+    (pred,) = [json.loads(line) for line in result.stdout.splitlines()]
+    ((start, end),) = asked
+    assert start == 0 and pred["explain"]["read_to"] == end < len(doc["text"])
+    assert " " in doc["text"][end - 1 : end + 1]  # cut between words
+    assert pred["predicted_triplets"] == [t for t in doc["triplets"] if t["tail"]["end"] <= end]
+    assert f"1 text(s) longer than the model's context of {CONTEXT} tokens cut to fit" in result.output
+
+
+@pytest.mark.parametrize("style", ["json", "rebel"])
+def test_windows_with_real_generation(small_context, tmp_path, style):
+    """No stand-in: a random model generates in every window under the copy constraint."""
+    doc = long_document()
+    (tmp_path / "relations.txt").write_text("Live_In\n")
+    result = run("extract", "-m", small_context, "--task", "triplets", "-t", "compact", "-l", tmp_path / "relations.txt",
+                 "--format", style, "--max-new-tokens", "12", "--window", "80", "--batch-size", "4", "--explain",
+                 input=jsonl([doc]))
+    assert result.exit_code == 0, result.output
+    (pred,) = [json.loads(line) for line in result.stdout.splitlines()]
+    windows_read = pred["explain"]["windows"]
+    assert len(windows_read) > 4 and windows_read[-1]["end"] == len(doc["text"])
+    for t in pred["predicted_triplets"]:
+        for role in ("head", "tail"):
+            assert doc["text"][t[role]["start"] : t[role]["end"]] == t[role]["text"]
+    assert re.search(r"0 of \d+ predicted triplets name an entity not found in the text \(0 of \d+ entities; copy constraint on\)",
+                     result.output)
+    assert f"{len(windows_read)} generations" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stride", "5"], "--stride: a stride needs a window"),
+    (["--window", "10", "--stride", "20"], "--stride: a stride of 20 is longer than the window (10)"),
+    (["--max-new-tokens", str(CONTEXT)], f"--max-new-tokens: {CONTEXT} new tokens do not fit in the model's context of {CONTEXT} tokens"),
+])
+def test_window_user_errors(small_context, tmp_path, args, message):
+    (tmp_path / "relations.txt").write_text("Live_In\n")
+    result = run("extract", "-m", small_context, "--task", "triplets", "-l", tmp_path / "relations.txt", *args,
+                 input=jsonl([long_document()]))
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-m", "SMALL", "-l", "semeval", "--window", "100"], "--window: window do(es) not apply to a relation-classification generator"),
+    (["-m", "SMALL", "-l", "semeval", "--no-copy"], "--copy: copy do(es) not apply to a relation-classification generator"),
+    (["--decode", "knn", "--no-copy"], "--copy: copy do(es) not apply to the kNN label vote"),
+    (["--decode", "knn", "--no-chat"], "--chat: chat do(es) not apply to the kNN label vote"),  # an explicit no is a choice
+])
+def test_triplet_options_are_refused_elsewhere(small_context, args, message):
+    args = [small_context if a == "SMALL" else a for a in args]
+    result = run("extract", *args, input=jsonl([long_document()]))
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_copy_constraint_counts_entities_not_in_the_text(small_context, tmp_path):
+    """A scripted model wants a head that is not in the text: without copy constraints the triplet
+    keeps it (null offsets, counted); with them it copies a span instead: 0 not in the text."""
+    from scripted import Scripted
+
+    from relcli.models import load_model
+    from relcli.triplet_extract import TripletExtractor
+
+    loaded = load_model(str(small_context), dtype="float32")
+    doc = record("r", "Ann met Bob .")
+    encode = lambda s: loaded.tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
+    wanted = encode('[{"head":"Xed","relation":"Live_In","tail":"Bob"}]')
+    second = encode('[{"head":"Ann","relation":"Live_In","tail":"Bob"}]')
+    script = [[w] if w == s else [w, s] for w, s in zip(wanted, second)]
+    counts = {}
+    for copy in (False, True):
+        extractor = TripletExtractor(loaded, "json", RELATIONS, compact=True, max_new_tokens=len(script) + 1, copy=copy)
+        with Scripted(loaded.model, script + [[loaded.tokenizer.eos_token_id]], len(loaded.tokenizer)):
+            (pred,) = extractor.predict([doc])
+        counts[copy] = (extractor.absent_triplets, extractor.absent_entities, extractor.triplets,
+                        [t["head"]["text"] for t in pred["predicted_triplets"]])
+    assert counts == {False: (1, 1, 1, ["Xed"]), True: (0, 0, 1, ["Ann"])}

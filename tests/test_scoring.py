@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from relcli.errors import UserError
 from relcli.labels import SEMEVAL
-from relcli.records import RecordError
+from relcli.records import RecordError, validate_record
 from relcli.scoring import INVALID, MISSING, score_records, score_validator
 
 TEXT = "Alice met Bob in Paris."
@@ -141,6 +141,19 @@ def test_triplets_strict_needs_offsets_and_types_where_gold_has_them():
     wrong_type = [triplet("Alice", "met", "Bob", {"head": {"start": 0, "end": 5, "type": "ORG"}})]
     result = score_records([e2e(gold[:1], wrong_type)])
     assert result["micro"]["correct"] == 1 and result["strict"]["correct"] == 0
+
+
+def test_triplets_strict_compares_offsets():
+    """A prediction naming the right words at another occurrence, or at none (null offsets: an
+    entity not in the text), counts in the lenient score only."""
+    text = "Alice met Bob. Alice met Bob."
+    at = lambda h, t: {"head": {"start": h, "end": None if h is None else h + 5}, "tail": {"start": t, "end": t + 3}}  # noqa: E731
+    gold = [triplet("Alice", "met", "Bob", at(0, 10))]
+    for predicted, strict in [(at(0, 10), 1), (at(15, 10), 0), (at(0, 25), 0), (at(None, 10), 0)]:
+        record = {"id": "1", "text": text, "triplets": gold, "predicted_triplets": [triplet("Alice", "met", "Bob", predicted)]}
+        validate_record(record)
+        result = score_records([record])
+        assert (result["micro"]["correct"], result["strict"]["correct"]) == (1, strict), predicted
 
 
 def test_scheme_auto_and_mismatch():

@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relcli.decoding import RelationConstraint
+from relcli.slots import CopyConstraint, RelationConstraint, copied, entity_regions
 from relcli.records import validate_record
 from relcli.triplet_extract import generate_triplets
+from scripted import Scripted, byte_tokenizer
+
 from relcli.triplets import (
     REBEL_TOKENS,
     linearize,
@@ -220,7 +222,7 @@ def test_completion_and_inventory():
 
 
 # Tiny random models. <obj> is id 0, so a model whose logits are all zero greedily emits <obj>.
-WORDS = "A B Kill Live_In Text : Triplets".split()
+WORDS = "A B Kill Live_In Text : Triplets Zed".split()
 RELATIONS = ["Kill", "Live_In"]
 
 
@@ -353,5 +355,164 @@ def test_rebel_sample_round_trips():
         parsed_offsets = {(t["head"]["start"], t["relation"], t["tail"]["start"]) for t in parsed}
         exact += sum((t["head"]["start"], t["relation"], t["tail"]["start"]) in parsed_offsets for t in gold)
         total += len(gold)
-    # REBEL's annotated mention is not always the one closest to its partner (measured: 75.5 %).
+    # REBEL's annotated mention is not always the one closest to its partner (measured: 75.9 %).
     assert exact / total > 0.7
+
+
+def test_offsets_prefer_occurrences_between_words():
+    (t,), _ = parse('[{"head": "Paris", "relation": "r", "tail": "Bob"}]', "Parisian Bob of Paris", "json")
+    assert (t["head"]["start"], t["tail"]["start"]) == (16, 9)
+    (t,), _ = parse('[{"head": "Par", "relation": "r", "tail": "Bob"}]', "Parisian Bob of Paris", "json")
+    assert t["head"]["start"] == 16  # none between words: every occurrence counts, the closest wins
+
+
+def test_offset_ties_take_the_earliest_pair():
+    # "A" at 2 is as close to the "B" at 0 as to the one at 4: the earliest pair wins.
+    (t,), _ = parse("<triplet> A <subj> B <obj> r", "B A B", "rebel")
+    assert (t["head"]["start"], t["tail"]["start"], t["tail"]["end"]) == (2, 0, 1)
+
+
+# --- copy constraints ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("generation, regions", [
+    ("<triplet> A <subj> B <obj> r <subj> C", [(" A ", True), (" B ", True), (" C", False)]),
+    ("chatter <triplet> Ann <su", [(" Ann ", False)]),  # a marker being spelt out is not the entity's
+    ("<triplet> A <subj> B <obj> r", [(" A ", True), (" B ", True)]),
+    ("<triplet> A <obj> r <triplet>", [(" A ", True), ("", False)]),
+    ("no markers at all", []),
+])
+def test_entity_regions_rebel(generation, regions):
+    assert [(value, closed) for _, value, closed in entity_regions(generation, "rebel")] == regions
+
+
+@pytest.mark.parametrize("generation, regions", [
+    ('[{"head": "A \\"b\\"", "relation": "r", "tail": "Bo', [('A "b"', True), ("Bo", False)]),
+    ('[{"head":"caf\\u00e9","relation":"r","tail":"caf\\u00', [("café", True), ("caf", False)]),
+    ('[{"head":"\\ud83d\\ude00"', [("\U0001F600", True)]),  # a surrogate pair is one character
+    ('[{"head":"a\\qb"', [(None, False)]),  # not JSON: can never be an entity
+    ('[{"relation":"r, \\"head\\": \\"x", "head": "', [("", False)]),  # an escaped key is text, not a key
+    ('Sure: {"head" : "A\\', [("A", False)]),  # an escape cut off while written
+])
+def test_entity_regions_json(generation, regions):
+    found = entity_regions(generation, "json")
+    assert [(value, closed) for _, value, closed in found] == regions
+
+
+@pytest.mark.parametrize("value, closed, ok", [
+    (" Ann ", True, True), ("Ann met", True, True), ("Ann  met", True, False), ("", True, False), ("  ", True, False),
+    ("Bob", True, False), (None, True, False), ("Zoé", True, False), ("Zoë", True, True), (" 1-2 ,", True, True),
+    # between words only: not "Zo" of "Zoë", not "M" of "Mechanics", not "10" of "100"
+    ("Zo", True, False), ("M", True, False), ("10", True, False), ("Mechanics", True, True), ("東京", True, True),
+    # open: may still grow into a span, padded by at most one space on each side
+    (" An", False, True), ("Zo", False, True), ("nn", False, False), ("", False, True), (" ", False, True),
+    ("  ", False, False), ("Ann  ", False, False), ("  A", False, False), ("Zoë", False, True), ("Zoé", False, False),
+    # the first bytes of a character: only where the text has a non-ASCII character next
+    ("Zo\ufffd", False, True), ("Z\ufffd", False, False), ("\ufffd", False, True), ("Zo\ufffd\ufffd", False, False),
+    ("An\ud83d", False, False),
+])
+def test_copied(value, closed, ok):
+    assert copied(value, closed, "Ann met Zoë on 1-2 , 100 Mechanics . Émile 東京都") is ok
+
+
+@pytest.mark.parametrize("model_name", ["llama", "t5"])
+def test_copy_constraint_rebel_generation(request, tokenizer, model_name):
+    """The model wants "Zed", which is not in the first text: with copy constraints that row takes
+    its next choice, "A"; the second row, whose text has "Zed", keeps it."""
+    model = request.getfixturevalue(model_name)
+    ids = lambda words: tokenizer.convert_tokens_to_ids(words.split())  # noqa: E731
+    script = [ids("<triplet>"), ids("Zed A"), ids("<subj>"), ids("B"), ids("<obj>"), ids("Kill"), ids("</s>")]
+    prompts, texts = ["Text : A B Triplets :", "Text : Zed B Triplets :"], ["A B", "Zed B"]
+
+    def run(**options):
+        with Scripted(model, script, len(tokenizer)) as scripted:
+            return generate_triplets(scripted, tokenizer, prompts, max_new_tokens=8, style="rebel", **options)
+
+    assert run() == ["<triplet> Zed <subj> B <obj> Kill"] * 2
+    copied_out = run(copy_from=texts)
+    assert copied_out == ["<triplet> A <subj> B <obj> Kill", "<triplet> Zed <subj> B <obj> Kill"]
+    assert run(copy_from=texts, relation_constraint=RELATIONS) == copied_out
+    for out, text in zip(copied_out, texts):
+        (t,), malformed = parse(out, text, "rebel", RELATIONS)
+        assert malformed == 0 and text[t["head"]["start"] : t["head"]["end"]] == t["head"]["text"]
+
+
+def test_copy_constraint_ends_a_row_that_cannot_copy(tokenizer, llama):
+    """Nothing can start a head copied from an empty text: the row ends and the fragment is
+    dropped as malformed, not kept as a triplet with an invented entity."""
+    ids = lambda words: tokenizer.convert_tokens_to_ids(words.split())  # noqa: E731
+    script = [ids("<triplet>"), ids("Zed A"), ids("<subj>"), ids("B"), ids("<obj>"), ids("Kill")]
+    with Scripted(llama, script, len(tokenizer)) as scripted:
+        out = generate_triplets(scripted, tokenizer, ["A B"], max_new_tokens=8, copy_from=[""], style="rebel")
+    assert out == ["<triplet>"] and parse(out[0], "", "rebel") == ([], 1)
+
+
+def test_copy_constraint_json_generation():
+    """JSON, one character per token: "Xed" is not in the text; with copy constraints each of its
+    characters gives way to the model's second choice, and "Ann" is copied; "Zoë", two tokens for
+    "ë", is copied byte by byte."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = byte_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, pad_token_id=0, eos_token_id=1, bos_token_id=1))
+    encode = lambda s: tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
+    wanted = encode('[{"head":"Xed","relation":"Kill","tail":"Zoë"}]')
+    second = encode('[{"head":"Ann","relation":"Kill","tail":"Zoë"}]')
+    script = [[w] if w == s else [w, s] for w, s in zip(wanted, second)] + [[tokenizer.eos_token_id]]
+    text = "Ann met Zoë ."
+
+    def run(copy_from=None):
+        with Scripted(model, script, len(tokenizer)) as scripted:
+            (out,) = generate_triplets(scripted, tokenizer, ["Text: Ann met Zoë .\nTriplets:\n"],
+                                       max_new_tokens=len(script), copy_from=copy_from, style="json")
+        return parse(out, text, "json", ["Kill"])
+
+    (free,), _ = run()
+    assert free["head"] == {"text": "Xed", "start": None, "end": None, "type": None}
+    (copied_triplet,), malformed = run([text])
+    assert malformed == 0
+    assert copied_triplet["head"] == {"text": "Ann", "start": 0, "end": 3, "type": None}
+    assert copied_triplet["tail"] == {"text": "Zoë", "start": 8, "end": 11, "type": None}
+
+
+def test_copy_constraint_keeps_rows_outside_entities_free(tokenizer):
+    """Outside a head or tail the best token stays the best; inside one only copies and the
+    closing marker remain, and end of sequence is refused while a head is open."""
+    import torch
+
+    ids = tokenizer.convert_tokens_to_ids
+    constraint = CopyConstraint(tokenizer, ["A B", "A B", "A B"], "rebel", prompt_length=1)
+    rows = [
+        ["Text", "<triplet>", "A", "<subj>", "B", "<obj>"],  # relation slot: free
+        ["Text", "<obj>", "<obj>", "<obj>", "<triplet>", "A"],  # head "A" open
+        ["Text", "<obj>", "<obj>", "<obj>", "<obj>", "<triplet>"],  # head empty
+    ]
+    scores = torch.zeros(3, len(tokenizer))
+    scores[:, ids("Zed")] = 5.0
+    scores[:, ids("</s>")] = 4.0
+    scores[:, ids("B")] = 3.0
+    scores[:, ids("<subj>")] = 2.0
+    chosen = constraint(torch.tensor([ids(r) for r in rows]), scores).argmax(-1).tolist()
+    assert chosen == ids(["Zed", "B", "B"])
+
+
+def test_copy_constraint_copies_on_where_the_texts_tokens_cannot():
+    """The text's own tokens have "Ġconfig"+"uration"; a head begun as "c"+"on" grows only with
+    "fig", which no token of the text is: it comes from tokenising what follows "con" in the text."""
+    import torch
+    from conftest import _tokenizer
+
+    tokenizer = _tokenizer(eos_after_input=False)
+    text = "The system has its greatest application in an arrayed configuration of antenna elements."
+    generated = tokenizer('[{"head":"con', add_special_tokens=False).input_ids
+    assert tokenizer.convert_ids_to_tokens(generated[-2:]) == ["c", "on"]
+    assert "fig" not in tokenizer.tokenize(text) + tokenizer.tokenize(" " + text)
+    scores = torch.zeros(1, len(tokenizer))
+    scores[0, tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))[:16]] = 5.0  # all would leave the text
+    constraint = CopyConstraint(tokenizer, [text], "json", prompt_length=0)
+    chosen = constraint(torch.tensor([generated]), scores).argmax(-1).item()
+    assert tokenizer.convert_ids_to_tokens(chosen) == "fig"
