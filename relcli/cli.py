@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import warnings
@@ -87,6 +88,7 @@ def command(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            _check_numbers(kwargs)
             return fn(*args, **kwargs)
         except UserError as exc:
             error(f"{flag(exc.param)}: {exc}" if exc.param else str(exc))
@@ -100,6 +102,19 @@ def command(fn):
             raise typer.Exit(1)
 
     return app.command()(wrapper)
+
+
+# Past this an integer no longer fits the C types the libraries below hand it to (a 64-bit size).
+BIGGEST = 2**63 - 1
+
+
+def _check_numbers(options: dict) -> None:
+    """Refuse what click's number types let through: nan and inf, and integers past 64 bits."""
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{value} is not a finite number", param=name)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > BIGGEST:
+            raise UserError(f"{value} is too large", param=name)
 
 
 def given(**options) -> dict:
@@ -164,7 +179,7 @@ def convert(
         records = carve_dev(records, split_dev, seed, only)
     if pairing is not None:
         records = to_pairs(records, pairing, report)
-    with open_output(output) as out:
+    with open_output(output, inputs=paths) as out:
         count = write_jsonl(records, out)
     report_skipped(skipped)
     for what, n in report.items():
@@ -188,7 +203,7 @@ def prompts(
     labels: Optional[str] = LabelsOpt,
     labels_from_data: bool = typer.Option(False, "--labels-from-data", help="Use the sorted gold labels of the input (never do this on test data)."),
     index: Optional[Path] = IndexOpt,
-    k: int = typer.Option(3, "--k", min=1, help="Retrieved examples per prompt."),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="Retrieved examples per prompt (default 3)."),
     task: str = typer.Option("rc", "--task", help="rc (records with a head/tail pair) or triplets (end-to-end records)."),
     style: Optional[str] = StyleOpt,
     shots: Optional[int] = ShotsOpt,
@@ -214,7 +229,7 @@ def prompts(
         pairs = prompt_stream(read_jsonl(stream, skipped=skipped), task=task, template=template, labels=labels,
                               labels_from_data=labels_from_data, index=loaded_index, k=k, style=style, shots=shots or 0,
                               shots_from=shots_from)
-        with open_output(output) as out:
+        with open_output(output, inputs=[input]) as out:
             n = write_jsonl(pairs, out)
     say(f"wrote {n} prompts")
     report_skipped(skipped)
@@ -244,7 +259,7 @@ def finetune(
     device: Optional[str] = DeviceOpt,
     dtype: Optional[str] = DtypeOpt,
     max_length: Optional[int] = typer.Option(None, "--max-length", min=16),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2**32 - 1),
     save_steps: Optional[int] = typer.Option(None, "--save-steps", min=1, help="Checkpoint every N steps."),
     chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the model's chat template (default: no)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on the first N inputs only."),
@@ -293,7 +308,11 @@ def _read_all(path: Optional[Path], param: str, **options) -> list | None:
     if path is None:
         return None
     with open_input(path, param=param) as stream:
-        return list(read_jsonl(stream, **options))
+        try:
+            return list(read_jsonl(stream, **options))
+        except UserError as exc:  # a bad line of this file, not of --input
+            exc.param = exc.param or param
+            raise
 
 
 PREDICTOR_OPTIONS = ("task", "template", "labels", "decode", "index", "k", "batch_size", "max_new_tokens", "chat", "device",
@@ -349,7 +368,7 @@ def extract(
     if resume and output is None:
         raise UserError("--resume needs -o FILE")
     if output is not None and str(output) != "-":
-        check_writable(output)
+        check_writable(output, inputs=[input])
     total = count_lines(input)
     if shard is not None and total is None:
         raise UserError("--shard needs -i FILE (the input must be countable)")
@@ -415,6 +434,9 @@ def score(
     with open_input(input) as handle:
         records = read_jsonl(handle, validate=score_validator(), skipped=skipped)
         result = score_records(records, scheme=scheme, negative=negative, labels=inventory)
+    if not result["n"]:  # an upstream stage that wrote nothing must not read as a score of 0
+        raise UserError("no records to score" + (f" ({skipped.count} invalid line(s) skipped, the first: {skipped.examples[0]})"
+                                                  if skipped and skipped.count else ""))
     report_skipped(skipped)
     if confusion:
         plot_confusion(result["confusion"], confusion)
@@ -432,8 +454,8 @@ def index(
     input: Optional[Path] = InputOpt,
     model: str = typer.Option("minilm", "--model", "-m", help="Sentence embedder: `minilm` (packaged) or a sentence-transformers id/path."),
     embed: str = typer.Option("sentence", "--embed", help="What is embedded: `sentence` (the text) or `marked` (the text with [E1]..[/E1] [E2]..[/E2] around the pair)."),
-    m: int = typer.Option(32, "--m", min=2, help="hnswlib M: links per node (recall vs memory)."),
-    ef_construction: int = typer.Option(200, "--ef-construction", min=1, help="hnswlib ef_construction: build-time search breadth."),
+    m: Optional[int] = typer.Option(None, "--m", min=2, max=1024, help="hnswlib M: links per node (recall vs memory; default 32)."),
+    ef_construction: Optional[int] = typer.Option(None, "--ef-construction", min=1, help="hnswlib ef_construction: build-time search breadth (default 200)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Records embedded per batch (bounds memory)."),
     append: bool = typer.Option(False, "--append", help="Add the records to an existing index (same --model and --embed)."),
     device: Optional[str] = DeviceOpt,

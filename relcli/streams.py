@@ -66,9 +66,13 @@ def _temp_beside(path: Path, param: str, directory: bool = False) -> Path:
     return tmp
 
 
-def check_writable(path: Path, param: str = "output", directory: bool = False) -> None:
-    """Refuse, before any work, an output path that cannot be written as asked."""
+def check_writable(path: Path, param: str = "output", directory: bool = False, inputs: Iterable = ()) -> None:
+    """Refuse, before any work, an output path that cannot be written as asked, or that is one of
+    the ``inputs`` (replacing an input with what was made from it loses the input)."""
     path = Path(path)
+    for source in inputs:
+        if not _is_stdio(source) and path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise UserError(f"the output is the input file ({path}): write it to another file", param=param)
     if path.is_dir() and not directory:
         raise UserError(f"{path} is a directory, expected a file", param=param)
     if path.exists() and directory and not path.is_dir():
@@ -79,14 +83,15 @@ def check_writable(path: Path, param: str = "output", directory: bool = False) -
 
 
 @contextlib.contextmanager
-def open_output(path: Path | None, param: str = "output") -> Iterator[BinaryIO]:
-    """stdout for None / ``-``; otherwise a file written atomically (temp file + rename)."""
+def open_output(path: Path | None, param: str = "output", inputs: Iterable = ()) -> Iterator[BinaryIO]:
+    """stdout for None / ``-``; otherwise a file written atomically (temp file + rename), which
+    must not be one of ``inputs``."""
     if _is_stdio(path):
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     path = Path(path)
-    check_writable(path, param)
+    check_writable(path, param, inputs=inputs)
     tmp = _temp_beside(path, param)
     try:
         with open(tmp, "wb") as handle:

@@ -220,3 +220,143 @@ def test_integers_past_64_bits_pass_through_unchanged(tiny_llama, tmp_path):
 def test_options_that_need_a_model_kind_are_refused_for_knn(tmp_path, records):
     one_error(run("extract", "--decode", "knn", "--index", tmp_path, "-i", records, "--template", "simple"),
               "--template: template do(es) not apply to the kNN label vote")
+
+
+# ---------------------------------------------------------------------------------------------
+# Found by bench/fault_sweep.py (issue 11): one test per cause.
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory) -> Path:
+    """A tiny sentence-transformers folder; ``embedder.parent / (name + "-hf")`` is its plain BERT."""
+    from tiny_embedder import make_tiny_embedder
+
+    return make_tiny_embedder(tmp_path_factory.mktemp("emb") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_index(embedder, tmp_path_factory) -> Path:
+    from relcli.retrieval import build_index
+
+    out = tmp_path_factory.mktemp("idx") / "index"
+    build_index(iter(RECORDS), out, model=str(embedder), m=8, ef_construction=20, device="cpu", dtype="float32")
+    return out
+
+
+def test_a_patch_that_is_a_directory_or_a_directory_as_data_is_one_line(tmp_path):
+    data = write_jsonl(tmp_path / "t.json", [])
+    one_error(run("convert", "tacred", data, "--patch", tmp_path), "--patch: cannot read")
+    one_error(run("convert", "semeval", tmp_path), "is a directory")
+
+
+@pytest.mark.parametrize("command", [["convert", "marked"], ["prompts", "-l", "semeval", "-i"],
+                                     ["extract", "-m", "smollm2-135m", "-l", "semeval", "-i"]])
+def test_an_output_that_is_the_input_is_refused(tmp_path, command):
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:2]) if command[0] != "convert" else "<e1>a</e1> b <e2>c</e2>\n")
+    before = data.read_bytes()
+    one_error(run(*command, data, "-o", data), "--output: the output is the input file")
+    assert data.read_bytes() == before
+
+
+def test_jsonl_with_a_byte_order_mark(tmp_path):
+    data = tmp_path / "bom.jsonl"
+    data.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(dict(r, predicted="Other")) + "\r\n" for r in RECORDS).encode())
+    assert len(run("prompts", "-l", "semeval", "-i", data).stdout.splitlines()) == 8
+    assert run("score", "-i", data, "--format", "json").exit_code == 0
+
+
+def test_prompts_refuses_what_nothing_would_use(records, tiny_index, tmp_path):
+    one_error(run("prompts", "-i", records, "-l", "semeval", "-t", "simple", "--index", tiny_index), "--index: template 'simple' has no")
+    one_error(run("prompts", "-i", records, "-l", "semeval", "--k", "5"), "--k: template 'simple' has no")
+    one_error(run("prompts", "-i", records, "-l", "semeval", "--labels-from-data"), "--labels-from-data: ")
+    unlabelled = write_jsonl(tmp_path / "u.jsonl", [dict(r, relation=None) for r in RECORDS])
+    one_error(run("prompts", "-i", unlabelled, "--labels-from-data"), "--labels-from-data: the data has no gold labels")
+    assert run("prompts", "-i", records, "-l", "semeval", "-t", "rag", "--index", tiny_index, "--k", "2").exit_code == 0
+
+
+def test_extract_refuses_k_and_max_new_tokens_it_would_not_use(tiny_llama, records):
+    base = ["extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", records, *BASE]
+    one_error(run(*base, "--k", "5"), "--k: this template has no {examples}")
+    one_error(run(*base, "--max-new-tokens", "5"), "--max-new-tokens: constrained decoding")
+    one_error(run(*base, "--chat"), "--chat: the model's tokenizer has no chat template")
+    assert run(*base, "--decode", "generate", "--max-new-tokens", "5").exit_code == 0
+
+
+def _index_folder(tmp_path, meta: dict | str, records: str = '{"id": "a", "text": "x"}\n') -> Path:
+    folder = tmp_path / "index"
+    folder.mkdir()
+    (folder / "index.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
+    (folder / "records.jsonl").write_text(records)
+    (folder / "index.hnsw").write_bytes(b"junk")
+    return folder
+
+
+GOOD_META = {"model": "minilm", "embed": "sentence", "dimension": 4, "count": 1}
+
+
+@pytest.mark.parametrize("meta, lines, fragment", [
+    ({k: v for k, v in GOOD_META.items() if k != "embed"}, None, "'embed' is None"),
+    (dict(GOOD_META, dimension="4"), None, "'dimension' is '4'"),
+    (dict(GOOD_META, embed="bold"), None, "embed 'bold'"),
+    ("[]", None, "not a JSON object"),
+    (GOOD_META, '{"text": "x"}\n', "line 1 is not a record with an id"),
+    (GOOD_META, "[1]\n", "line 1 is not a record"),
+])
+def test_damaged_index_folders_are_one_line_naming_the_flag(tmp_path, records, meta, lines, fragment):
+    index = _index_folder(tmp_path, meta, *([lines] if lines else []))
+    one_error(run("extract", "--decode", "knn", "--index", index, "-i", records), "--index: ")
+    one_error(run("prompts", "-l", "semeval", "-t", "rag", "--index", index, "-i", records), fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["finetune", "-m", "smollm2-135m", "-o", "x", "--epochs", "inf"], "--epochs: inf is not a finite number"),
+    (["finetune", "-m", "smollm2-135m", "-o", "x", "--lr", "inf"], "--lr: inf is not a finite number"),
+    (["convert", "brat", "-", "--pairs", "--negative-ratio", "inf"], "--negative-ratio: inf is not a finite number"),
+    (["extract", "-m", "smollm2-135m", "--batch-size", str(10**30)], "--batch-size: 1000000000000000000000000000000 is too large"),
+    (["index", "-o", "x", "--ef-construction", str(10**30)], "--ef-construction: "),
+    (["index", "-o", "x", "--m", "5000"], "--m"),
+    (["finetune", "-m", "smollm2-135m", "-o", "x", "--seed", "-1"], "--seed"),
+])
+def test_numbers_click_lets_through_are_refused(tmp_path, args, fragment):
+    one_error(run(*args, input=""), fragment)
+
+
+def test_an_empty_dtype_or_device_is_not_unset(tiny_adapter, records):
+    one_error(run("extract", "-m", tiny_adapter, "-i", records, "--dtype", ""), "--dtype: unknown dtype ''")
+    one_error(run("extract", "-m", tiny_adapter, "-i", records, "--device", ""), "--device: unknown device ''")
+
+
+def test_score_of_nothing_is_an_error_not_a_zero(tmp_path):
+    one_error(run("score", input=""), "no records to score")
+    one_error(run("score", "--skip-invalid", input="{x\n"), "no records to score (1 invalid line(s) skipped, the first: line 1")
+    e2e = {"id": "d", "text": "Ann met Bob.", "triplets": [], "predicted_triplets": []}
+    one_error(run("score", "--negative", "Other", input=json.dumps(e2e) + "\n"), "--negative: triplet scores have no negative")
+
+
+def test_index_append_keeps_its_graph_settings_and_a_huge_batch_reserves_nothing(embedder, tiny_index, records, tmp_path):
+    import shutil
+
+    index = tmp_path / "index"
+    shutil.copytree(tiny_index, index)
+    before = sorted((p.name, p.read_bytes()) for p in index.iterdir())
+    one_error(run("index", "-o", index, "--append", "--model", embedder, "--m", "16", "-i", records), "--m: an appended index keeps")
+    assert sorted((p.name, p.read_bytes()) for p in index.iterdir()) == before
+    result = run("index", "-o", tmp_path / "new", "--model", embedder, "--batch-size", str(10**12), "-i", records, *BASE[:2])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_confusion_image_is_written_atomically(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    image = tmp_path / "c.png"
+    image.write_bytes(b"the old picture")
+    preds = write_jsonl(tmp_path / "p.jsonl", [dict(r, predicted="Other") for r in RECORDS])
+
+    def torn(self, out, **kwargs):
+        out.write(b"half a pic")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", torn)
+    one_error(run("score", "-i", preds, "--confusion", image), "--confusion: cannot write")
+    assert image.read_bytes() == b"the old picture" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
