@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
 from relcli.decoding import RelationConstraint
+from relcli.models import check_fits
 from relcli.prompts import model_input
 from relcli.records import Record, chunks, sorted_batches
 from relcli.triplets import REBEL_TOKENS, ShotsFor, parse, render_prompt
@@ -23,13 +24,15 @@ def generate_triplets(
     max_new_tokens: int = 128,
     relation_constraint: Sequence[str] | None = None,
     batch_size: int = 8,
+    record_ids: Sequence | None = None,
 ) -> list[str]:
     """Greedy generations for ``prompts``, one string each, batched.
 
     Works for decoder-only models (left padding, only new tokens returned) and seq2seq models
     (``model.config.is_encoder_decoder``). REBEL markers survive decoding even when they are
     special tokens; the tokenizer's other special tokens (pad, eos, ...) are removed. With
-    ``relation_constraint`` (an inventory), the REBEL relation slot is constrained to it.
+    ``relation_constraint`` (an inventory), the REBEL relation slot is constrained to it. With
+    ``record_ids`` (one per prompt) a prompt too long for the model's context is refused, naming it.
     """
     import torch
 
@@ -47,6 +50,8 @@ def generate_triplets(
                 list(prompts[first : first + batch_size]), return_tensors="pt", padding=True,
                 add_special_tokens=seq2seq,
             ).to(model.device)
+            if record_ids is not None:
+                check_fits(model, record_ids[first : first + batch_size], batch["attention_mask"].sum(-1).tolist(), max_new_tokens)
             prompt_length = 0 if seq2seq else batch["input_ids"].shape[1]
             processors = (
                 [RelationConstraint(tokenizer, relation_constraint, prompt_length)] if relation_constraint else None
@@ -110,7 +115,7 @@ class TripletExtractor:
         generated = generate_triplets(
             self.loaded.model, self.loaded.tokenizer, [texts[i] for i in order],
             max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-            relation_constraint=self.relations if constrained else None,
+            relation_constraint=self.relations if constrained else None, record_ids=[records[i].get("id") for i in order],
         )
         raw: list[str] = [""] * len(texts)
         for i, generation in zip(order, generated):

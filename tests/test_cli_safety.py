@@ -308,6 +308,80 @@ def test_damaged_index_folders_are_one_line_naming_the_flag(tmp_path, records, m
     one_error(run("prompts", "-l", "semeval", "-t", "rag", "--index", index, "-i", records), fragment)
 
 
+def _broken_copy(source: str, tmp_path: Path, **files) -> Path:
+    """A copy of a model folder with some files replaced (bytes) or removed (None)."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    for name, data in files.items():
+        name = name.replace("__", ".")
+        if data is None:
+            (folder / name).unlink()
+        else:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize("kind, files", [
+    ("llama", {"config__json": b"{}"}),  # transformers: ValueError, no model_type
+    ("llama", {"model__safetensors": b"junk" * 100}),  # SafetensorError
+    ("adapter", {"adapter_config__json": b"{"}),  # json.JSONDecodeError
+    ("adapter", {"adapter_model__safetensors": None}),  # peft: HFValidationError
+])
+def test_broken_model_folders_are_one_line(tiny_llama, tiny_adapter, records, tmp_path, kind, files):
+    folder = _broken_copy(tiny_llama if kind == "llama" else tiny_adapter, tmp_path, **files)
+    extra = ["-t", "compact", "-l", "semeval"] if kind == "llama" else []
+    one_error(run("extract", "-m", folder, *extra, "-i", records, *BASE), "--model: ")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"labels": [1, 2]}, "labels must be a list of distinct label strings"),
+    ({"labels": []}, "labels must be"),
+    ({"template": 5}, "template must be a string"),
+    ({"template": "{nope}"}, "its template: unknown template field"),
+    ({"chat": "no"}, "chat must be true or false"),
+])
+def test_a_damaged_relcli_json_is_one_line(tiny_adapter, records, tmp_path, change, fragment):
+    meta = json.loads((Path(tiny_adapter) / "relcli.json").read_text())
+    folder = _broken_copy(tiny_adapter, tmp_path, relcli__json=json.dumps({**meta, **change}).encode())
+    one_error(run("extract", "-m", folder, "-i", records, *BASE), fragment)
+    prompts = tmp_path / "p.jsonl"
+    run("prompts", "-i", records, "-l", "semeval", "-t", "compact", "-o", prompts)
+    one_error(run("finetune", "-m", folder, "-o", tmp_path / "a", "-i", prompts, "--max-steps", "1"), fragment)
+
+
+def _classifier_folder(embedder: Path, tmp_path: Path, **encoder) -> Path:
+    """The tiny BERT as a classifier folder with no head file."""
+    import shutil
+
+    from relcli.artifacts import Artifact
+
+    folder = tmp_path / "classifier"
+    shutil.copytree(embedder.parent / f"{embedder.name}-hf", folder)
+    Artifact(kind="classifier", base_model="bert", labels=["A", "B"],
+             encoder={"pooling": "cls", "max_length": 64, **encoder}).write(folder)
+    return folder
+
+
+@pytest.mark.parametrize("encoder, fragment", [
+    ({}, "cannot load the classifier head"),
+    ({"pooling": "foo"}, "its encoder settings are"),
+    ({"max_length": "64"}, "its encoder settings are"),
+])
+def test_a_damaged_classifier_folder_is_one_line(embedder, records, tmp_path, encoder, fragment):
+    one_error(run("extract", "-m", _classifier_folder(embedder, tmp_path, **encoder), "-i", records, *BASE), fragment)
+
+
+def test_a_classifier_never_replaces_a_folder_it_did_not_write(embedder, records, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("my notes")
+    one_error(run("finetune", "--method", "classifier", "-m", embedder.parent / f"{embedder.name}-hf", "-l", "semeval",
+                  "-i", records, "-o", folder, "--epochs", "1", "--dtype", "float32"), "--output: ")
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["finetune", "-m", "smollm2-135m", "-o", "x", "--epochs", "inf"], "--epochs: inf is not a finite number"),
     (["finetune", "-m", "smollm2-135m", "-o", "x", "--lr", "inf"], "--lr: inf is not a finite number"),
@@ -324,6 +398,54 @@ def test_numbers_click_lets_through_are_refused(tmp_path, args, fragment):
 def test_an_empty_dtype_or_device_is_not_unset(tiny_adapter, records):
     one_error(run("extract", "-m", tiny_adapter, "-i", records, "--dtype", ""), "--dtype: unknown dtype ''")
     one_error(run("extract", "-m", tiny_adapter, "-i", records, "--device", ""), "--device: unknown device ''")
+
+
+@pytest.fixture
+def prompts(records, tmp_path) -> Path:
+    out = tmp_path / "p.jsonl"
+    assert run("prompts", "-i", records, "-l", "semeval", "-t", "compact", "-o", out).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--lora-targets", "q_proj,nope"], "--lora-targets: the model has no module 'nope'"),
+    (["--lora-targets", ","], "--lora-targets: name the modules"),
+    (["--lora-r", str(10**12)], "--lora-r: a rank of 1000000000000 is above the model's width 64"),
+    (["--chat"], "--chat: the model's tokenizer has no chat template"),
+])
+def test_lora_settings_the_model_cannot_take(tiny_llama, prompts, tmp_path, option, fragment):
+    one_error(run("finetune", "-m", tiny_llama, "-o", tmp_path / "a", "-i", prompts, "--max-steps", "1", "--dtype", "float32",
+                  *option), fragment)
+    assert not (tmp_path / "a").exists()
+
+
+def test_resume_with_another_lora_shape_is_one_line(tiny_llama, tiny_adapter, prompts, tmp_path):
+    import shutil
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny_adapter, adapter)  # with checkpoints/checkpoint-24, trained with lora_r 8
+    before = sorted(p.name for p in adapter.rglob("*"))
+    one_error(run("finetune", "-m", tiny_llama, "-o", adapter, "-i", prompts, "--resume", "--max-steps", "25", "--dtype", "float32"),
+              "--lora-r: checkpoint-24 was trained with lora_r 8, not 16")
+    assert sorted(p.name for p in adapter.rglob("*")) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["finetune", "-m", "smollm2-135m", "-o", "{tmp}/a", "--preset", "foo"], "--preset: unknown preset"),
+    (["finetune", "-m", "smollm2-135m", "-o", "{tmp}/a", "--eval", "{bad}"], "--eval: line 1: malformed JSON"),
+    (["finetune", "--method", "classifier", "-m", "minilm", "-l", "semeval", "-o", "{tmp}/a", "--pooling", "foo"], "--pooling: "),
+    (["prompts", "--task", "triplets", "-l", "semeval", "--shots", "1", "--shots-from", "{bad}"], "--shots-from: line 1"),
+    (["index", "-o", "{tmp}/i", "--embed", "foo"], "--embed: unknown embed mode"),
+    (["index", "-o", "{tmp}/i", "--model", "{tmp}/no-embedder"], "--model: cannot load embedding model"),
+])
+def test_errors_name_the_flag_at_fault(tmp_path, prompts, args, fragment):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"{oops\n")
+    args = [a.format(tmp=tmp_path, bad=bad) for a in args]
+    data = prompts if args[0] == "finetune" and "classifier" not in args else tmp_path / "in.jsonl"
+    if data != prompts:
+        write_jsonl(data, [dict(r, triplets=[]) if args[0] == "prompts" else r for r in RECORDS])
+    one_error(run(*args, "-i", data), fragment)
 
 
 def test_score_of_nothing_is_an_error_not_a_zero(tmp_path):
@@ -343,6 +465,20 @@ def test_index_append_keeps_its_graph_settings_and_a_huge_batch_reserves_nothing
     assert sorted((p.name, p.read_bytes()) for p in index.iterdir()) == before
     result = run("index", "-o", tmp_path / "new", "--model", embedder, "--batch-size", str(10**12), "-i", records, *BASE[:2])
     assert result.exit_code == 0, result.output
+
+
+def test_a_record_longer_than_the_context_is_one_line(tiny_llama, tmp_path):
+    text = " ".join(["the configuration of elements"] * 1500)
+    record = dict(RECORDS[0], text=text, head={"text": "configuration", "start": 4, "end": 17, "type": None},
+                  tail={"text": "elements", "start": 21, "end": 29, "type": None})
+    data = write_jsonl(tmp_path / "long.jsonl", [record])
+    one_error(run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", data, *BASE),
+              "record 's1': its prompt is")
+    end_to_end = write_jsonl(tmp_path / "long-e2e.jsonl", [{"id": "d", "text": text, "triplets": []}])
+    relations = tmp_path / "relations.txt"
+    relations.write_text("part_of\n")
+    one_error(run("extract", "-m", tiny_llama, "--task", "triplets", "-l", relations, "-i", end_to_end, *BASE),
+              "record 'd': its prompt is")
 
 
 def test_a_confusion_image_is_written_atomically(tmp_path, monkeypatch):
