@@ -208,10 +208,12 @@ class Resume:
         input's first records (by id, in order), so another input's output is never mixed in."""
         for number, written in enumerate(self.ids, start=1):
             record = next(records, None)
-            if record is None or record.get("id") != written:
+            if record is None:
+                raise UserError(f"{self.path} holds {len(self.ids)} records, more than the input's {number - 1}: "
+                                "not this input's output", param="output")
+            if record.get("id") != written:
                 raise UserError(f"{self.path} line {number} (id {written!r}) does not match the input's record "
-                                f"{number} ({None if record is None else record.get('id')!r}): not this input's output",
-                                param="output")
+                                f"{number} ({record.get('id')!r}): not this input's output", param="output")
         return records
 
     @contextlib.contextmanager

@@ -496,3 +496,12 @@ def test_a_confusion_image_is_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(Figure, "savefig", torn)
     one_error(run("score", "-i", preds, "--confusion", image), "--confusion: cannot write")
     assert image.read_bytes() == b"the old picture" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_resume_into_an_output_longer_than_the_input_says_so(tiny_llama, records, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text("".join(json.dumps(dict(r, predicted="Other")) + "\n" for r in RECORDS[:3] * 2))
+    before = out.read_bytes()
+    one_error(run("extract", "-m", tiny_llama, "-t", "compact", "-l", "semeval", "-i", records, "-o", out, "--resume", *BASE),
+              "holds 6 records, more than the input's 3")
+    assert out.read_bytes() == before
