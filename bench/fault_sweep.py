@@ -92,6 +92,7 @@ class Outcome:
     litter: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     mode: str = ""
+    after_kill: str | None = None  # "old" or "new": what a kill left at the output
 
     @property
     def failed(self) -> bool:
@@ -459,9 +460,11 @@ def old_or_complete_file(path: Path, old, complete: Callable[[Path], bool]):
     def check(out: Outcome) -> str | None:
         now = snapshot(path)
         if now == old:
+            out.after_kill = "old"
             return None
         if now is None:
             return f"{path.name} is gone"
+        out.after_kill = "new"
         return None if complete(path) else f"{path.name} is neither the old file nor a complete new one"
     return check
 
@@ -475,9 +478,11 @@ def old_or_complete_dir(path: Path, old, complete: Callable[[Path], bool], ignor
     def check(out: Outcome) -> str | None:
         now = snapshot(path)
         if strip(now) == strip(old):
+            out.after_kill = "old"
             return None
         if now is None:
             return f"{path.name} is gone"
+        out.after_kill = "new"
         try:
             ok = complete(path)
         except Exception as exc:
@@ -1281,6 +1286,9 @@ def table(outcomes: list[Outcome], seconds: float) -> str:
         label = f"**{row[0]}**" if row[0] == "all" else row[0]
         lines.append("| " + " | ".join([label, *map(str, row[1:])]) + " |")
     lines.append(f"\n{len(outcomes)} cases in {seconds:.0f} s; exit -9 is SIGKILL, 130 an interrupt (SIGINT).")
+    kept = Counter(o.after_kill for o in outcomes if o.after_kill)
+    lines.append(f"Kills over an existing output left the old output {kept['old']} times and a complete new one {kept['new']} times "
+                 "(a killed finetune keeps DIR/checkpoints beside the old adapter, for --resume).")
     failing = [o for o in outcomes if o.failed]
     lines.append(f"\nFailing cases: {len(failing)}\n")
     for o in failing:
@@ -1344,7 +1352,8 @@ def main() -> int:
                 "number": o.number, "subcommand": o.case.cmd, "case": o.case.what, "command": ["relcli", *o.case.args],
                 "expect": list(o.case.expect), "exit": o.rc, "traceback": o.traceback, "one_error_line": o.one_line,
                 "silent_wrong": o.silent, "wrong_exit": o.wrong_exit, "clobbered": o.clobbered, "temp_files_left": o.litter,
-                "problems": o.problems, "seconds": round(o.seconds, 2), "stderr_tail": o.stderr[-500:]} for o in outcomes], indent=1))
+                "problems": o.problems, "after_kill": o.after_kill, "mode": o.mode, "seconds": round(o.seconds, 2),
+                "stderr_tail": o.stderr[-500:]} for o in outcomes], indent=1))
         return 1 if any(o.failed for o in outcomes) else 0
     finally:
         if args.keep is None:
