@@ -54,10 +54,53 @@ class Artifact:
                 raise ValueError("not a JSON object")
             artifact = cls(**{k: v for k, v in _upgrade(data).items() if k in _FIELDS})
         except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
-            raise UserError(f"{path} is unreadable: {exc}") from None
-        if artifact.kind not in KINDS or artifact.task not in TASKS or not isinstance(artifact.labels, list):
-            raise UserError(f"{path} is not a relcli model description (kind {artifact.kind!r}, task {artifact.task!r})")
+            raise UserError(f"{path} is unreadable: {exc}", param="model") from None
+        if artifact.kind not in KINDS or artifact.task not in TASKS:
+            raise UserError(f"{path} is not a relcli model description (kind {artifact.kind!r}, task {artifact.task!r})", param="model")
+        problem = artifact._problem()
+        if problem:
+            raise UserError(f"{path} is damaged: {problem}", param="model")
         return artifact
+
+    def _problem(self) -> str | None:
+        """What is wrong with the fields of a description read from a file, or None."""
+        from relcli.prompts import check_template
+        from relcli.triplets import STYLES
+
+        labels = self.labels
+        if not isinstance(labels, list) or not labels or not all(isinstance(label, str) and label for label in labels) \
+                or len(set(labels)) != len(labels):
+            return f"labels must be a list of distinct label strings, not {labels!r}"[:200]
+        for name in ("base_model",):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                return f"{name} must be a model name, not {getattr(self, name)!r}"
+        for name in ("template", "template_name", "continued_from"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                return f"{name} must be a string, not {getattr(self, name)!r}"
+        for name in ("compact", "chat", "seq2seq"):
+            if not isinstance(getattr(self, name), bool):
+                return f"{name} must be true or false, not {getattr(self, name)!r}"
+        for name in ("encoder", "training"):
+            if not isinstance(getattr(self, name), dict):
+                return f"{name} must be an object, not {getattr(self, name)!r}"
+        if self.style is not None and self.style not in STYLES:
+            return f"style must be one of {', '.join(STYLES)}, not {self.style!r}"
+        if self.template is not None:
+            try:
+                check_template(self.template)
+            except UserError as exc:
+                return f"its template: {exc}"
+        return None
+
+
+def check_replaceable(directory: str | Path, param: str = "output") -> None:
+    """Refuse to replace a folder that relcli did not write: only a missing or empty folder, one
+    holding a relcli.json, or one holding nothing but the checkpoints of a run, is replaced."""
+    directory = Path(directory)
+    if not directory.is_dir() or (directory / FILE).is_file():
+        return
+    if any(p.name != "checkpoints" for p in directory.iterdir()):
+        raise UserError(f"{directory} is a folder that relcli did not write; choose a new or empty one", param=param)
 
 
 _FIELDS = {f.name for f in fields(Artifact)}

@@ -21,7 +21,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from relcli.artifacts import Artifact
+from relcli.artifacts import Artifact, check_replaceable
 from relcli.device import Placement, placement
 from relcli.errors import UserError
 from relcli.markers import encode_records, marker_tokens, pad
@@ -72,10 +72,17 @@ def _resolve_base(base_model: str) -> str:
 
 
 def _load_pretrained(loader, name: str, what: str):
+    from safetensors import SafetensorError
+
     try:
         return loader.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load {what} from {name!r}: {str(exc).splitlines()[0]}") from None
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise UserError(f"cannot load {what} from {name!r}: {_first_line(exc)}", param="model") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _autocast(place: Placement):
@@ -88,7 +95,7 @@ def _autocast(place: Placement):
 
 def _check_training(records: list[Record], labels: list[str], pooling: str) -> None:
     if pooling not in POOLINGS:
-        raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+        raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}", param="pooling")
     if len(set(labels)) != len(labels) or not labels:
         raise UserError("labels must be a non-empty list of distinct labels")
     if not records:
@@ -153,6 +160,7 @@ def train_classifier(
 
     from relcli.labels import load_labels
 
+    check_replaceable(out_dir)
     records = [r for r in records if r.get("relation") is not None]
     if epochs != int(epochs) or epochs < 1:
         raise UserError(f"a classifier trains whole epochs (1 or more), not {epochs}", param="epochs")
@@ -176,6 +184,9 @@ def train_classifier(
     encoder.resize_token_embeddings(len(tokenizer))
     if lora:
         from peft import LoraConfig, get_peft_model
+
+        if lora_r > encoder.config.hidden_size:
+            raise UserError(f"a rank of {lora_r} is above the encoder's width {encoder.config.hidden_size}", param="lora_r")
 
         encoder = get_peft_model(encoder, LoraConfig(
             r=lora_r, lora_alpha=lora_alpha, lora_dropout=dropout, target_modules="all-linear",
@@ -330,15 +341,23 @@ def load_classifier(model_dir: str | os.PathLike, device: str | None = None, dty
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
+    from safetensors import SafetensorError
+
     artifact = artifact or Artifact.read(model_dir)
     if artifact is None or artifact.kind != "classifier":
-        raise UserError(f"{model_dir} is not a classifier folder written by relcli")
+        raise UserError(f"{model_dir} is not a classifier folder written by relcli", param="model")
     meta = artifact.encoder
+    if meta.get("pooling") not in POOLINGS or not isinstance(meta.get("max_length"), int) or meta["max_length"] < 3 \
+            or not isinstance(meta.get("entity_types", []), list):
+        raise UserError(f"{model_dir}/relcli.json is damaged: its encoder settings are {meta!r}"[:300], param="model")
     place = placement(device, dtype)
     encoder = _load_pretrained(AutoModel, str(model_dir), "encoder")
     tokenizer = _load_pretrained(AutoTokenizer, str(model_dir), "tokenizer")
     head = _head_module(meta["pooling"], encoder.config.hidden_size, len(artifact.labels), 0.0)
-    head.load_state_dict(load_file(Path(model_dir) / HEAD_FILE))
+    try:  # missing, not safetensors, or not the head of this encoder and these labels
+        head.load_state_dict(load_file(Path(model_dir) / HEAD_FILE))
+    except (OSError, SafetensorError, RuntimeError) as exc:
+        raise UserError(f"cannot load the classifier head {Path(model_dir) / HEAD_FILE}: {_first_line(exc)}", param="model") from None
     encoder.to(place.device)
     head.to(place.device)
     types = frozenset(meta.get("entity_types", [])) if meta.get("typed_markers") else None

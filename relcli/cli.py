@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from relcli.console import calibration_table, error, report_skipped, say, score_tables
-from relcli.errors import UserError
+from relcli.errors import UserError, check_numbers
 from relcli.records import SkipReport, read_jsonl, write_jsonl
 from relcli.streams import open_input, open_output
 
@@ -89,6 +89,7 @@ def command(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            check_numbers(kwargs)
             return fn(*args, **kwargs)
         except UserError as exc:
             error(f"{flag(exc.param)}: {exc}" if exc.param else str(exc))
@@ -147,7 +148,7 @@ def convert(
     loaded = load_patch(patch) if patch is not None else None
     records = convert_sources(fmt, sources, report, patch=loaded, skipped=skipped, annotator=annotator, split_dev=split_dev, seed=seed,
                               only=only, pairs=pairs, negative=negative, max_distance=max_distance, negative_ratio=negative_ratio)
-    with open_output(output) as out:
+    with open_output(output, inputs=paths) as out:
         count = write_jsonl(records, out)
     report_skipped(skipped)
     for what, n in report.items():
@@ -166,7 +167,7 @@ def prompts(
     schema: Optional[Path] = SchemaOpt,
     labels_from_data: bool = typer.Option(False, "--labels-from-data", help="Use the sorted gold labels of the input (never do this on test data)."),
     index: Optional[Path] = IndexOpt,
-    k: int = typer.Option(3, "--k", min=1, help="Retrieved examples per prompt."),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="Retrieved examples per prompt (default 3)."),
     task: str = typer.Option("rc", "--task", help="rc (records with a head/tail pair) or triplets (end-to-end records)."),
     style: Optional[str] = StyleOpt,
     shots: Optional[int] = ShotsOpt,
@@ -192,7 +193,7 @@ def prompts(
         pairs = prompt_stream(read_jsonl(stream, skipped=skipped), task=task, template=template, labels=labels, schema=schema,
                               labels_from_data=labels_from_data, index=index, k=k, style=style, shots=shots or 0,
                               shots_from=shots_from)
-        with open_output(output) as out:
+        with open_output(output, inputs=[input]) as out:
             n = write_jsonl(pairs, out)
     say(f"wrote {n} prompts")
     report_skipped(skipped)
@@ -222,7 +223,7 @@ def finetune(
     device: Optional[str] = DeviceOpt,
     dtype: Optional[str] = DtypeOpt,
     max_length: Optional[int] = typer.Option(None, "--max-length", min=16),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2**32 - 1),
     save_steps: Optional[int] = typer.Option(None, "--save-steps", min=1, help="Checkpoint every N steps."),
     chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the model's chat template (default: no)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on the first N inputs only."),
@@ -413,8 +414,8 @@ def index(
     input: Optional[Path] = InputOpt,
     model: str = typer.Option("minilm", "--model", "-m", help="Sentence embedder: `minilm` (packaged) or a sentence-transformers id/path."),
     embed: str = typer.Option("sentence", "--embed", help="What is embedded: `sentence` (the text) or `marked` (the text with [E1]..[/E1] [E2]..[/E2] around the pair)."),
-    m: int = typer.Option(32, "--m", min=2, help="hnswlib M: links per node (recall vs memory)."),
-    ef_construction: int = typer.Option(200, "--ef-construction", min=1, help="hnswlib ef_construction: build-time search breadth."),
+    m: Optional[int] = typer.Option(None, "--m", min=2, max=1024, help="hnswlib M: links per node (recall vs memory; default 32)."),
+    ef_construction: Optional[int] = typer.Option(None, "--ef-construction", min=1, help="hnswlib ef_construction: build-time search breadth (default 200)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Records embedded per batch (bounds memory)."),
     append: bool = typer.Option(False, "--append", help="Add the records to an existing index (same --model and --embed)."),
     device: Optional[str] = DeviceOpt,
@@ -444,7 +445,6 @@ def index(
 
 
 def main() -> None:
-    # bitsandbytes warns at import that it cannot fetch an optional CPU kernel from the hub.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)  # it cannot fetch an optional CPU kernel from the hub
     warnings.filterwarnings("ignore", category=FutureWarning)  # deprecations inside transformers/peft
     app()

@@ -95,8 +95,9 @@ def placement(device: str | None = None, dtype: str | None = None) -> Placement:
     """Resolve device and dtype (None: the environment's RELCLI_DEVICE / RELCLI_DTYPE, else auto)."""
     import torch
 
-    device = (device or os.environ.get("RELCLI_DEVICE") or "auto").strip().lower()
-    dtype = (dtype or os.environ.get("RELCLI_DTYPE") or "auto").strip().lower()
+    # An empty value given is not "unset": it is refused below like any unknown name.
+    device = (device if device is not None else os.environ.get("RELCLI_DEVICE") or "auto").strip().lower()
+    dtype = (dtype if dtype is not None else os.environ.get("RELCLI_DTYPE") or "auto").strip().lower()
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r} (auto, float32, bfloat16, float16)", param="dtype")
     if device == "auto":

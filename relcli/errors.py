@@ -20,3 +20,18 @@ def refuse(given: dict, allowed: set[str], what: str) -> None:
     extra = sorted(set(given) - allowed)
     if extra:
         raise UserError(f"{', '.join(extra)} do(es) not apply to {what}", param=extra[0])
+
+
+# Past this an integer no longer fits the C types the libraries below hand it to (a 64-bit size).
+BIGGEST = 2**63 - 1
+
+
+def check_numbers(options: dict) -> None:
+    """Refuse what click's number types let through: nan and inf, and integers past 64 bits."""
+    import math
+
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{value} is not a finite number", param=name)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > BIGGEST:
+            raise UserError(f"{value} is too large", param=name)

@@ -24,7 +24,7 @@ from relcli.calibration import decide
 from relcli.decoding import LabelTrie, trie_decode, trie_processor, trie_stop
 from relcli.errors import UserError
 from relcli.labels import negative_label
-from relcli.models import LoadedModel
+from relcli.models import LoadedModel, check_fits
 from relcli.prompts import model_input, render
 from relcli.records import Record, chunks, sorted_batches
 from relcli.schema import Schema
@@ -108,16 +108,22 @@ class Generator:
             for record, shots in zip(records, examples)
         ]
 
-    def _generate(self, texts: list[str], allowed: list[frozenset[str] | None] | None = None) -> list[list[int]]:
+    def _generate(self, texts: list[str], records: Sequence[Record] = (),
+                  allowed: list[frozenset[str] | None] | None = None) -> list[list[int]]:
         tokenizer = self.loaded.tokenizer
         early_stop = self.early_stop and not self.explain
         if self.decode == "constrained" and not self.loaded.is_seq2seq:
             # No special tokens: the label continues the prompt, as in training.
             prompts = tokenizer(texts, add_special_tokens=False).input_ids
+            self._check_fits(records, [len(ids) for ids in prompts])
             return trie_decode(self.loaded.model, prompts, self.trie, tokenizer.pad_token_id, early_stop, allowed)
-        return self._hf_generate(texts, early_stop, allowed)
+        return self._hf_generate(texts, early_stop, records, allowed)
 
-    def _hf_generate(self, texts: list[str], early_stop: bool,
+    def _check_fits(self, records: Sequence[Record], lengths: list[int]) -> None:
+        new_tokens = self.trie.depth if self.decode == "constrained" else self.max_new_tokens
+        check_fits(self.loaded.model, [r.get("id") for r in records] or [None] * len(lengths), lengths, new_tokens)
+
+    def _hf_generate(self, texts: list[str], early_stop: bool, records: Sequence[Record] = (),
                      allowed: list[frozenset[str] | None] | None = None) -> list[list[int]]:
         import torch
 
@@ -126,6 +132,7 @@ class Generator:
         # prompt has none.
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=self.loaded.is_seq2seq,
                           padding_side="right" if self.loaded.is_seq2seq else "left").to(model.device)
+        self._check_fits(records, batch["attention_mask"].sum(-1).tolist())
         start = 1 if self.loaded.is_seq2seq else batch["input_ids"].shape[1]
         constrained = self.decode == "constrained"
         with torch.inference_mode():
@@ -148,7 +155,7 @@ class Generator:
             return self._predict_by_scores(records, texts, allowed)
         tokenizer = self.loaded.tokenizer
         results = []
-        for row, (record, ids) in enumerate(zip(records, self._generate(texts, allowed))):
+        for row, (record, ids) in enumerate(zip(records, self._generate(texts, records, allowed))):
             raw = tokenizer.decode(ids, skip_special_tokens=True)
             if self.decode == "constrained":
                 label = self.trie.label(ids, allowed[row] if allowed else None) or self.negative

@@ -7,6 +7,7 @@ same `model_input` framing `extract` uses, so training and decoding see identica
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -14,11 +15,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from relcli.artifacts import Artifact
+from relcli.artifacts import Artifact, check_replaceable
 from relcli.errors import UserError
 from relcli.labels import load_labels
 from relcli.models import load_model, resolve
-from relcli.prompts import load_template, model_input
+from relcli.prompts import has_chat_template, load_template, model_input
 from relcli.records import Record, RecordError, data_hash
 from relcli.streams import replacing_dir
 from relcli.triplets import REBEL_TOKENS, check_completions, parse_template
@@ -68,12 +69,20 @@ class TrainConfig:
         base = cls()
         if preset:
             if preset not in PRESETS:
-                raise UserError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
+                raise UserError(f"unknown preset {preset!r} ({', '.join(PRESETS)})", param="preset")
             base = replace(base, **PRESETS[preset])
         config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         if config.scheduler not in SCHEDULERS:
             raise UserError(f"unknown schedule {config.scheduler!r} ({', '.join(SCHEDULERS)})", param="scheduler")
+        if not config.target_names():
+            raise UserError("name the modules to adapt, comma-separated, or all-linear", param="lora_targets")
         return config
+
+    def target_names(self) -> str | list[str]:
+        """peft's target_modules: all-linear, or the listed module names."""
+        if self.lora_targets == "all-linear":
+            return "all-linear"
+        return [name.strip() for name in self.lora_targets.split(",") if name.strip()]
 
 
 def validate_prompt(obj: Any) -> Record:
@@ -117,6 +126,34 @@ def micro_batch(batch_size: int, mean_tokens: float) -> int:
     """The largest divisor of ``batch_size`` whose rows hold about MICRO_TOKENS tokens or fewer."""
     fits = max(1, int(MICRO_TOKENS // max(mean_tokens, 1)))
     return max(d for d in range(1, batch_size + 1) if batch_size % d == 0 and d <= fits)
+
+
+def check_resumable(checkpoint: Path, config: TrainConfig) -> None:
+    """Refuse to continue a checkpoint with a LoRA shape other than the one it was trained with."""
+    try:
+        saved = json.loads((checkpoint / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"{checkpoint} has no readable adapter_config.json to continue from", param="resume") from None
+    for key, name, value in (("r", "lora_r", config.lora_r), ("lora_alpha", "lora_alpha", config.lora_alpha)):
+        if isinstance(saved, dict) and saved.get(key) is not None and saved[key] != value:
+            raise UserError(f"{checkpoint.name} was trained with {name} {saved[key]}, not {value}: continue it with the same settings",
+                            param=name)
+
+
+def check_lora(model, config: TrainConfig) -> None:
+    """Refuse LoRA settings the model cannot take: modules it does not have, a rank above its width."""
+    targets = config.target_names()
+    if targets != "all-linear":
+        names = [name for name, _ in model.named_modules()]
+        for target in targets:
+            if not any(name == target or name.endswith("." + target) for name in names):
+                leaves = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                                 if type(module).__name__ == "Linear"})
+                raise UserError(f"the model has no module {target!r} (its linear layers: {', '.join(leaves[:12])})",
+                                param="lora_targets")
+    width = getattr(model.config, "hidden_size", None) or getattr(model.config, "d_model", None)
+    if isinstance(width, int) and config.lora_r > width:
+        raise UserError(f"a rank of {config.lora_r} is above the model's width {width}", param="lora_r")
 
 
 def last_checkpoint(directory: Path) -> Path | None:
@@ -237,9 +274,6 @@ def finetune(
     adapter is written into a temp folder that then replaces ``out_dir`` whole. Under `accelerate
     launch` every process trains and only the main one writes.
     """
-    from datasets import Dataset
-    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
-
     prompts = list(prompts)[:limit] if limit else list(prompts)
     if not prompts:
         raise UserError("no training prompts")
@@ -251,23 +285,31 @@ def finetune(
         raise UserError(f"no complete checkpoint under {checkpoints} to continue from", param="resume")
     if not resume and checkpoints.exists() and any(checkpoints.iterdir()):
         raise UserError(f"{out_dir} already has checkpoints of an earlier run: continue them, or write elsewhere", param="resume")
-    if out_dir.is_dir() and not Artifact.read(out_dir) and any(p.name != "checkpoints" for p in out_dir.iterdir()):
-        raise UserError(f"{out_dir} is a folder that relcli did not write; choose a new or empty one", param="output")
-
+    check_replaceable(out_dir)
     ref = resolve(base_model)
+    if resume_from is not None and ref.artifact is None:
+        check_resumable(resume_from, config)
+
+    # Imported only now: bad input above is refused without loading them.
+    from datasets import Dataset
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
     loaded = load_model(ref, dtype=config.dtype, device=config.device, quantize=config.quantize,
                         trust_remote_code=config.trust_remote_code, trainable=True)
     model, tokenizer = loaded.model, loaded.tokenizer
+    if config.chat and not has_chat_template(tokenizer):
+        raise UserError("the model's tokenizer has no chat template to frame prompts with", param="chat")
     # An adapter from an earlier run (--model ADAPTER_DIR) keeps training with its own LoRA settings.
     trainable_tokens = None
     if ref.artifact is None:
+        check_lora(model, config)
         if described.get("style") == "rebel":
             trainable_tokens = add_marker_tokens(model, tokenizer, REBEL_TOKENS)
         if config.quantize != "none":
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         lora = LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(","),
+            target_modules=config.target_names(),
             task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
             trainable_token_indices=trainable_tokens,
         )

@@ -33,7 +33,7 @@ def package_dir(name: str) -> Path:
     package, hint = BUILTINS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"builtin model '{name}' needs its package: {hint}")
+        raise UserError(f"builtin model '{name}' needs its package: {hint}", param="model")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -107,11 +107,16 @@ def resolve_path(name: str) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
-            raise UserError(f"{path} is not a model folder (no config.json or adapter_config.json)")
+            raise UserError(f"{path} is not a model folder (no config.json or adapter_config.json)", param="model")
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise UserError(f"no model folder at {path}")
+        raise UserError(f"no model folder at {path}", param="model")
     return name  # a hub id
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def quantization_config(quantize: str, compute_dtype):
@@ -128,7 +133,7 @@ def quantization_config(quantize: str, compute_dtype):
         )
     if quantize == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
-    raise UserError(f"unknown quantization {quantize!r} (none, 4bit, 8bit)")
+    raise UserError(f"unknown quantization {quantize!r} (none, 4bit, 8bit)", param="quantize")
 
 
 def disable_cpu_bf16_repack(model) -> None:
@@ -178,6 +183,20 @@ def context_length(loaded) -> int | None:
     return value if isinstance(value, int) and 0 < value < 10**8 else None
 
 
+def check_fits(model, ids, lengths, new_tokens: int) -> None:
+    """Refuse a record (``ids``) whose prompt (``lengths``, in tokens) and answer (up to
+    ``new_tokens``) do not fit in a decoder's context: past it the positions are ones the model
+    never saw, and attention memory grows with the square of the length."""
+    config = model.config
+    limit = None if getattr(config, "is_encoder_decoder", False) else getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return
+    for id, length in zip(ids, lengths):
+        if length + new_tokens > limit:
+            raise UserError(f"record {id!r}: its prompt is {length} tokens, which with up to {new_tokens} "
+                            f"for the answer does not fit the model's context of {limit} tokens")
+
+
 def load_model(
     model: str | ModelRef,
     *,
@@ -196,11 +215,16 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from safetensors import SafetensorError
+
     ref = model if isinstance(model, ModelRef) else resolve(model)
     path, base_name, base_path = ref.path, ref.name, ref.path
     if ref.is_adapter:
-        adapter = json.loads((Path(path) / "adapter_config.json").read_text())
-        base_name = ref.artifact.base_model if ref.artifact else adapter["base_model_name_or_path"]
+        try:
+            adapter = json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))
+            base_name = ref.artifact.base_model if ref.artifact else adapter["base_model_name_or_path"]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise UserError(f"{path}/adapter_config.json is damaged ({_first_line(exc)})", param="model") from None
         base_path = resolve_path(base_name)
     place = placement(device, dtype)
     compute = torch.float32 if trainable else place.torch_dtype
@@ -209,7 +233,10 @@ def load_model(
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
         kwargs["device_map"] = {"": place.device}
-    try:  # a folder without weights or tokenizer is as much a user error as a bad config
+    # A folder without weights or tokenizer, with a config of no known model, or with weights that
+    # are not safetensors, is as much a user error as a missing folder (transformers raises
+    # OSError, ValueError or SafetensorError for them).
+    try:
         with quiet_loading():
             config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
             is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
@@ -217,8 +244,8 @@ def load_model(
             model = auto.from_pretrained(base_path, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(
                 path if (Path(path) / "tokenizer_config.json").exists() else base_path, trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise UserError(f"cannot load model {base_name!r}: {str(exc).splitlines()[0]}") from None
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise UserError(f"cannot load model {base_name!r}: {_first_line(exc)}", param="model") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -226,7 +253,12 @@ def load_model(
     if ref.is_adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, path, is_trainable=trainable)
+        if not any((Path(path) / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+            raise UserError(f"{path} has no adapter weights (adapter_model.safetensors)", param="model")
+        try:  # weights that do not fit the base model
+            model = PeftModel.from_pretrained(model, path, is_trainable=trainable)
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+            raise UserError(f"cannot load the adapter in {path}: {_first_line(exc)}", param="model") from None
         if not trainable and qconfig is None:
             model = model.merge_and_unload()
     if qconfig is not None and quantize == "4bit" and trainable:

@@ -199,6 +199,8 @@ def _chat(given: dict, loaded) -> bool:
     from relcli.prompts import has_chat_template
 
     if "chat" in given:
+        if given["chat"] and not has_chat_template(loaded.tokenizer):
+            raise UserError("the model's tokenizer has no chat template to frame prompts with", param="chat")
         return bool(given["chat"])
     if loaded.artifact is not None:
         return loaded.artifact.chat
@@ -219,8 +221,12 @@ class GeneratorPredictor:
         self.examples_for = None
         if needs_examples(text):
             self.examples_for = _neighbours(given, given.get("k", 3))
-        elif "index" in given:
-            raise UserError("this template has no {examples} field to put retrieved records in", param="index")
+        elif "index" in given or "k" in given:
+            raise UserError("this template has no {examples} field to put retrieved records in",
+                            param="index" if "index" in given else "k")
+        if given.get("decode", "constrained") == "constrained" and "max_new_tokens" in given:
+            raise UserError("constrained decoding generates a label and stops; the limit applies to decode generate",
+                            param="max_new_tokens")
         self.pairs = PairWindows(given.get("batch_size", 16) * 8)
         self.generator = Generator(
             loaded, text, _labels(given, artifact), chat=_chat(given, loaded), decode=given.get("decode", "constrained"),
@@ -258,6 +264,8 @@ class TripletPredictor:
         style = given.get("style") or (artifact.style if artifact else None) or "json"
         if style not in STYLES:
             raise UserError(f"unknown triplet format {style!r} ({', '.join(STYLES)})", param="style")
+        if "k" in given:
+            raise UserError("does not apply to the triplets task (its demonstrations are the shots)", param="k")
         self.shots_for = shots_function(given.get("shots", 0), given.get("shots_from"),
                                         _load_index(given, "retrieval") if "index" in given else None)
         self.extractor = TripletExtractor(

@@ -228,7 +228,7 @@ def has_chat_template(tokenizer) -> bool:
 
 
 def prompt_stream(records: Iterable[Record], *, task: str = "rc", template: str = "simple", labels: str | None = None,
-                  labels_from_data: bool = False, index=None, k: int = 3, style: str | None = None,
+                  labels_from_data: bool = False, index=None, k: int | None = None, style: str | None = None,
                   shots: int = 0, shots_from: str | None = None, schema=None) -> Iterator[Record]:
     """Prompt/completion records for fine-tuning (``task`` rc or triplets), with the provenance
     (template, labels) that `finetune` records. The inventory is ``labels`` (a builtin name or a
@@ -251,12 +251,17 @@ def prompt_stream(records: Iterable[Record], *, task: str = "rc", template: str 
         records = list(records)
         inventory = relations_of(records) if task == "triplets" else sorted({r["relation"] for r in records if r.get("relation")})
         spec = inventory
+        # (Records of the other task are refused below, with their id.)
+        if not inventory and records and all(("triplets" if task == "triplets" else "head") in r for r in records):
+            raise UserError("the data has no gold labels to take the inventory from", param="labels_from_data")
     else:
         raise UserError("a label inventory is needed: semeval, tacred, retacred or a file (or the training data's own)",
                         param="labels")
     if task == "triplets":
         if template not in ("simple", "compact"):
             raise UserError("with the triplets task the template is simple or compact", param="template")
+        if k is not None:
+            raise UserError("does not apply to the triplets task (its demonstrations are the shots)", param="k")
         if (style or "json") not in STYLES:
             raise UserError(f"unknown triplet format {style!r} ({', '.join(STYLES)})", param="style")
         if schema is not None:
@@ -273,9 +278,10 @@ def prompt_stream(records: Iterable[Record], *, task: str = "rc", template: str 
             raise UserError(f"template {template!r} needs retrieved examples: give an index", param="index")
         from relcli.retrieval import neighbours_for
 
-        examples_for = neighbours_for(_loaded(index), k)
-    elif index is not None:
-        raise UserError("this template has no {examples} field to put retrieved records in", param="index")
+        examples_for = neighbours_for(_loaded(index), k or 3)
+    elif index is not None or k is not None:
+        raise UserError(f"template {template!r} has no {{examples}} field to put retrieved records in",
+                        param="index" if index is not None else "k")
     # A template file is recorded by its text, so what trains does not depend on the file later.
     recorded = template if template in BUILTIN and text == BUILTIN[template] else text
     return prompt_records(records, text, inventory, recorded, spec if isinstance(spec, list) or spec in LABEL_NAMES else inventory,

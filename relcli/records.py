@@ -169,9 +169,16 @@ def read_jsonl(
     """Parse and validate JSONL lazily. Blank lines are ignored.
 
     With ``skipped`` given, bad lines are counted there and skipped; otherwise the first one
-    raises RecordError naming its line.
+    raises RecordError naming its line. A UTF-8 byte order mark before the first line (as some
+    Windows tools write) is not part of the data.
     """
-    return parse_lines(lines, lambda line, _: validate(loads(line)) if line.strip() else None, skipped)
+
+    def parse(line: bytes | str, number: int) -> Record | None:
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf" if isinstance(line, bytes) else "\ufeff")
+        return validate(loads(line)) if line.strip() else None
+
+    return parse_lines(lines, parse, skipped)
 
 
 # orjson reads integers past 64 bits as floats (and refuses to write them): lines with such long

@@ -34,6 +34,8 @@ KEPT_FIELDS = ("id", "text", "head", "tail", "relation", "triplets")
 MIN_EF = 100
 # Extra neighbours asked for per query, so that the leakage guard can drop some and still return k.
 GUARD_MARGIN = 8
+# The graph's first capacity; it is resized as records are added, so a huge batch size reserves nothing.
+FIRST_CAPACITY = 10_000
 
 Neighbours = list[tuple[Record, float]]
 
@@ -46,16 +48,21 @@ def embed_text(record: Record, mode: str) -> str:
     if mode == "sentence":
         return record["text"]
     if mode != "marked":
-        raise UserError(f"unknown embed mode {mode!r} (choose from {', '.join(EMBED_MODES)})")
+        raise UserError(f"unknown embed mode {mode!r} (choose from {', '.join(EMBED_MODES)})", param="embed")
     if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
         raise UserError(f"record {record.get('id')!r}: embedding the marked pair needs head and tail spans")
     return mark_entities(record, ("[E1]", "[/E1]"), ("[E2]", "[/E2]"))
 
 
-def load_embedder(model: str = "minilm", device: str | None = None, dtype: str | None = None):
+def load_embedder(model: str = "minilm", device: str | None = None, dtype: str | None = None, param: str = "model"):
     """A SentenceTransformer on the probe's device and dtype (relcli.device): ``minilm`` is the
-    packaged all-MiniLM-L6-v2, else an id or path."""
-    return _embedder(model, placement(device, dtype))
+    packaged all-MiniLM-L6-v2, else an id or path. ``param`` names where the model name came from."""
+    place = placement(device, dtype)
+    try:
+        return _embedder(model, place)
+    except UserError as exc:
+        exc.param = exc.param or param
+        raise
 
 
 @functools.lru_cache(maxsize=2)
@@ -78,27 +85,39 @@ def encode_texts(embedder, texts: list[str], batch_size: int = 256):
     )
 
 
-def read_meta(directory: str | Path) -> dict[str, Any]:
+# What index.json must hold, and of which type.
+META_TYPES = {"model": str, "embed": str, "dimension": int, "count": int}
+
+
+def read_meta(directory: str | Path, param: str = "index") -> dict[str, Any]:
+    """The index.json of an index folder, checked; ``param`` names where the folder came from."""
     path = Path(directory) / META_FILE
     try:
-        return orjson.loads(path.read_bytes())
+        meta = orjson.loads(path.read_bytes())
     except FileNotFoundError:
-        raise UserError(f"{directory} is not a relcli index (no {META_FILE})") from None
+        raise UserError(f"{directory} is not a relcli index (no {META_FILE})", param=param) from None
     except orjson.JSONDecodeError:
-        raise UserError(f"{path} is not valid JSON") from None
+        raise UserError(f"{path} is not valid JSON", param=param) from None
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        raise UserError(f"cannot read {path}: {exc.strerror}", param=param) from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} is not a relcli index description (not a JSON object)", param=param)
+    for key, kind in META_TYPES.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise UserError(f"{path} is damaged: {key!r} is {meta.get(key)!r}, not a {kind.__name__}; build the index again", param=param)
+    if meta["embed"] not in EMBED_MODES or meta["dimension"] < 1 or meta["count"] < 0:
+        raise UserError(f"{path} is damaged (embed {meta['embed']!r}, dimension {meta['dimension']}, count {meta['count']}); "
+                        "build the index again", param=param)
+    return meta
 
 
 def _check_target(out_dir: Path, append: bool, model: str, embed_mode: str) -> dict[str, Any] | None:
     """The existing index's metadata when appending; refuse to clobber a directory that is no index."""
     if append:
-        meta = read_meta(out_dir)
-        if (meta["model"], meta["embed"]) != (model, embed_mode):
-            raise UserError(
-                f"{out_dir} was built with --model {meta['model']} --embed {meta['embed']}; "
-                f"cannot append with --model {model} --embed {embed_mode}"
-            )
+        meta = read_meta(out_dir, param="output")
+        for key, value in (("model", model), ("embed", embed_mode)):
+            if meta[key] != value:
+                raise UserError(f"{out_dir} was built with {key} {meta[key]}; cannot append with {key} {value}", param=key)
         return meta
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / META_FILE).exists())):
         raise UserError(f"{out_dir} exists and is not a relcli index; choose another", param="output")
@@ -111,8 +130,8 @@ def build_index(
     *,
     model: str = "minilm",
     embed: str = "sentence",
-    m: int = 32,
-    ef_construction: int = 200,
+    m: int | None = None,
+    ef_construction: int | None = None,
     batch_size: int = 256,
     append: bool = False,
     device: str | None = None,
@@ -122,16 +141,20 @@ def build_index(
     """Embed ``records`` batch by batch into an hnswlib index at ``out_dir``; return its metadata.
 
     Memory holds one batch of records (plus the graph). With ``append`` the existing index is
-    loaded, extended and rewritten; it must have been built with the same model and embed mode.
+    loaded, extended and rewritten; it must have been built with the same model and embed mode,
+    and keeps its own ``m`` and ``ef_construction`` (default 32 and 200 for a new index).
     ``on_batch(n)`` is called after each batch of n records is added. The returned dict is what
     ``index.json`` holds plus ``added``, the number of records this call indexed.
     """
     import hnswlib
 
     if embed not in EMBED_MODES:
-        raise UserError(f"unknown embed mode {embed!r} (choose from {', '.join(EMBED_MODES)})")
+        raise UserError(f"unknown embed mode {embed!r} (choose from {', '.join(EMBED_MODES)})", param="embed")
     out_dir = Path(out_dir)
     old_meta = _check_target(out_dir, append, model, embed)
+    if old_meta is not None and (m is not None or ef_construction is not None):
+        raise UserError("an appended index keeps the graph settings it was built with",
+                        param="m" if m is not None else "ef_construction")
     embedder = load_embedder(model, device, dtype)
     dim = embedder.get_embedding_dimension()
     digest = hashlib.sha256()
@@ -141,13 +164,15 @@ def build_index(
             if old_meta["dimension"] != dim:
                 raise UserError(f"{out_dir} has dimension {old_meta['dimension']}, the model gives {dim}")
             m, ef_construction = old_meta["m"], old_meta["ef_construction"]
-            index.load_index(str(out_dir / INDEX_FILE), max_elements=old_meta["count"] + batch_size)
+            index.load_index(str(out_dir / INDEX_FILE), max_elements=old_meta["count"] + min(batch_size, FIRST_CAPACITY))
             shutil.copyfile(out_dir / RECORDS_FILE, tmp / RECORDS_FILE)
             with open(tmp / RECORDS_FILE, "rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
         else:
-            index.init_index(max_elements=batch_size, M=m, ef_construction=ef_construction)
+            m, ef_construction = m or 32, ef_construction or 200
+            # Room for the first batches only: the graph grows (resize_index) as records come.
+            index.init_index(max_elements=min(batch_size, FIRST_CAPACITY), M=m, ef_construction=ef_construction)
         start = count = index.get_current_count()
         with open(tmp / RECORDS_FILE, "ab") as out:
             for batch in chunks(records, batch_size):
@@ -191,23 +216,27 @@ class Index:
         self.place = place
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | None = None, dtype: str | None = None) -> "Index":
+    def load(cls, directory: str | Path, device: str | None = None, dtype: str | None = None, param: str = "index") -> "Index":
         import hnswlib
 
         directory = Path(directory)
-        meta = read_meta(directory)
+        meta = read_meta(directory, param)
         for name in (RECORDS_FILE, INDEX_FILE):
             if not (directory / name).is_file():
-                raise UserError(f"{directory} is an incomplete index: {name} is missing")
+                raise UserError(f"{directory} is an incomplete index: {name} is missing", param=param)
         try:
             with open(directory / RECORDS_FILE, "rb") as handle:
                 records = [orjson.loads(line) for line in handle]
             if len(records) != meta["count"]:
                 raise ValueError(f"{RECORDS_FILE} has {len(records)} records, {META_FILE} says {meta['count']}")
+            for number, record in enumerate(records, start=1):
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str) or "id" not in record:
+                    raise ValueError(f"{RECORDS_FILE} line {number} is not a record with an id and a text")
             graph = hnswlib.Index(space="cosine", dim=meta["dimension"])
             graph.load_index(str(directory / INDEX_FILE), max_elements=meta["count"])
         except (ValueError, TypeError, KeyError, RuntimeError, OSError) as exc:
-            raise UserError(f"{directory} is a damaged index ({exc}); build it again") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{directory} is a damaged index ({reason}); build it again", param=param) from None
         return cls(graph, records, meta, placement(device, dtype))
 
     def __len__(self) -> int:
@@ -216,7 +245,9 @@ class Index:
     def embed(self, records: list[Record], batch_size: int = 256):
         """Query vectors for records, embedded the way the index was."""
         texts = [embed_text(r, self.meta["embed"]) for r in records]
-        return encode_texts(_embedder(self.meta["model"], self.place or placement()), texts, batch_size)
+        embedder = load_embedder(self.meta["model"], self.place.device, self.place.dtype, param="index") if self.place \
+            else load_embedder(self.meta["model"], param="index")
+        return encode_texts(embedder, texts, batch_size)
 
     def search(
         self,

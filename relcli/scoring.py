@@ -230,6 +230,8 @@ def report(counts: Tally, scheme: str = "auto", negative: str | None = None, lab
     inventory = labels or (SEMEVAL if scheme == "semeval" else sorted(gold_labels))
     valid = set(inventory)
     if scheme == "triplets":
+        if negative is not None:
+            raise UserError("triplet scores have no negative label (a pair without a relation has no triplet)", param="negative")
         return _triplet_report(counts, inventory, valid)
 
     negative = negative or negative_label(inventory) or "no_relation"
@@ -318,6 +320,8 @@ def evaluate(records: Iterable[Record], scheme: str = "auto", negative: str | No
     if confusion:
         check_plot_path(Path(confusion))
     result = score_records(records, scheme, negative, given)
+    if not result["n"]:  # an upstream stage that wrote nothing must not read as a score of 0
+        raise UserError("no records to score")
     if confusion:
         plot_confusion(result["confusion"], Path(confusion))
     return result
@@ -356,9 +360,12 @@ def plot_confusion(confusion: dict, path: Path) -> None:
     ax.set_ylabel("gold")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=150)
+    from relcli.streams import open_output
+
+    try:  # into a temp file renamed over the target: an old image stays whole until the new one is
+        with open_output(Path(path), param="confusion") as out:
+            fig.savefig(out, format=Path(path).suffix[1:].lower(), dpi=150)
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}", param="confusion") from None
     finally:
         plt.close(fig)

@@ -66,9 +66,13 @@ def _temp_beside(path: Path, param: str, directory: bool = False) -> Path:
     return tmp
 
 
-def check_writable(path: Path, param: str = "output", directory: bool = False) -> None:
-    """Refuse, before any work, an output path that cannot be written as asked."""
+def check_writable(path: Path, param: str = "output", directory: bool = False, inputs: Iterable = ()) -> None:
+    """Refuse, before any work, an output path that cannot be written as asked, or that is one of
+    the ``inputs`` (replacing an input with what was made from it loses the input)."""
     path = Path(path)
+    for source in inputs:
+        if not _is_stdio(source) and path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise UserError(f"the output is the input file ({path}): write it to another file", param=param)
     if path.is_dir() and not directory:
         raise UserError(f"{path} is a directory, expected a file", param=param)
     if path.exists() and directory and not path.is_dir():
@@ -79,14 +83,15 @@ def check_writable(path: Path, param: str = "output", directory: bool = False) -
 
 
 @contextlib.contextmanager
-def open_output(path: Path | None, param: str = "output") -> Iterator[BinaryIO]:
-    """stdout for None / ``-``; otherwise a file written atomically (temp file + rename)."""
+def open_output(path: Path | None, param: str = "output", inputs: Iterable = ()) -> Iterator[BinaryIO]:
+    """stdout for None / ``-``; otherwise a file written atomically (temp file + rename), which
+    must not be one of ``inputs``."""
     if _is_stdio(path):
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     path = Path(path)
-    check_writable(path, param)
+    check_writable(path, param, inputs=inputs)
     tmp = _temp_beside(path, param)
     try:
         with open(tmp, "wb") as handle:
@@ -203,10 +208,12 @@ class Resume:
         input's first records (by id, in order), so another input's output is never mixed in."""
         for number, written in enumerate(self.ids, start=1):
             record = next(records, None)
-            if record is None or record.get("id") != written:
+            if record is None:
+                raise UserError(f"{self.path} holds {len(self.ids)} records, more than the input's {number - 1}: "
+                                "not this input's output", param="output")
+            if record.get("id") != written:
                 raise UserError(f"{self.path} line {number} (id {written!r}) does not match the input's record "
-                                f"{number} ({None if record is None else record.get('id')!r}): not this input's output",
-                                param="output")
+                                f"{number} ({record.get('id')!r}): not this input's output", param="output")
         return records
 
     @contextlib.contextmanager
@@ -228,7 +235,7 @@ class Run:
 
     def __init__(self, input: Path | None, output: Path | None, *, resume: bool = False, shard: str | None = None):
         if not _is_stdio(output):
-            check_writable(output)
+            check_writable(output, inputs=[input])
         self.output, self.total = output, count_lines(input)
         self.bounds = shard_bounds(shard, self.total) if shard is not None and self.total is not None else None
         self.done = Resume.read(output, input) if resume else None
@@ -266,7 +273,11 @@ def read_all(path: Path | None, param: str, **options) -> list | None:
     if path is None:
         return None
     with open_input(path, param=param) as stream:
-        return list(read_jsonl(stream, **options))
+        try:
+            return list(read_jsonl(stream, **options))
+        except UserError as exc:  # a bad line of this file, not of the main input
+            exc.param = exc.param or param
+            raise
 
 
 def array_shard(environ: Mapping[str, str]) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from relcli.slots import CopyConstraint, RelationConstraint, generation_text, special_ids_to_drop
 from relcli.errors import UserError
+from relcli.models import check_fits
 from relcli.prompts import model_input
 from relcli.records import Record, chunks, sorted_batches
 from relcli.triplets import REBEL_TOKENS, ShotsFor, parse, render_prompt
@@ -26,6 +27,7 @@ def generate_triplets(
     copy_from: Sequence[str] | None = None,
     style: str = "rebel",
     batch_size: int = 8,
+    record_ids: Sequence | None = None,
 ) -> list[str]:
     """Greedy generations for ``prompts``, one string each, batched.
 
@@ -52,6 +54,8 @@ def generate_triplets(
                 list(prompts[first : first + batch_size]), return_tensors="pt", padding=True,
                 add_special_tokens=seq2seq,
             ).to(model.device)
+            if record_ids is not None:
+                check_fits(model, record_ids[first : first + batch_size], batch["attention_mask"].sum(-1).tolist(), max_new_tokens)
             prompt_length = 0 if seq2seq else batch["input_ids"].shape[1]
             processors = []
             if relation_constraint:

@@ -346,5 +346,8 @@ def shots_function(shots: int, shots_from: str | None, index=None) -> ShotsFor |
     from relcli.streams import open_input
 
     with open_input(Path(shots_from), param="shots_from") as stream:
-        # One spare, in case a record is its own demonstration.
-        return first_shots(list(itertools.islice(read_jsonl(stream), shots + 1)), shots)
+        try:  # one spare, in case a record is its own demonstration
+            return first_shots(list(itertools.islice(read_jsonl(stream), shots + 1)), shots)
+        except UserError as exc:  # a bad line of this file, not of the input
+            exc.param = exc.param or "shots_from"
+            raise

@@ -83,9 +83,8 @@ def _saved(path: Path, model, tokenizer) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory) -> str:
-    """A folder holding a random 2-layer LlamaForCausalLM (hidden 64) and its tokenizer.
+def build_tiny_llama(path: Path) -> str:
+    """Save a random 2-layer LlamaForCausalLM (hidden 64) and its tokenizer in ``path``.
 
     Hidden 64 rather than 32 so that every weight is a whole number of bitsandbytes' 64-value
     4-bit blocks, which keeps QLoRA tests on the same model. Weights drawn 10x wider than usual:
@@ -101,12 +100,11 @@ def tiny_llama(tmp_path_factory) -> str:
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
         pad_token_id=0, eos_token_id=1, bos_token_id=1, tie_word_embeddings=False, initializer_range=0.2,
     )  # fmt: skip
-    return _saved(tmp_path_factory.mktemp("tiny-llama"), LlamaForCausalLM(config), tokenizer)
+    return _saved(path, LlamaForCausalLM(config), tokenizer)
 
 
-@pytest.fixture(scope="session")
-def tiny_t5(tmp_path_factory) -> str:
-    """A folder holding a random 2-layer T5ForConditionalGeneration (d_model 32) and its tokenizer."""
+def build_tiny_t5(path: Path) -> str:
+    """Save a random 2-layer T5ForConditionalGeneration (d_model 32) and its tokenizer in ``path``."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
@@ -116,17 +114,33 @@ def tiny_t5(tmp_path_factory) -> str:
         vocab_size=len(tokenizer), d_model=32, d_ff=64, d_kv=8, num_layers=2, num_decoder_layers=2, num_heads=4,
         pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
     )  # fmt: skip
-    return _saved(tmp_path_factory.mktemp("tiny-t5"), T5ForConditionalGeneration(config), tokenizer)
+    return _saved(path, T5ForConditionalGeneration(config), tokenizer)
 
 
-@pytest.fixture(scope="session")
-def tiny_adapter(tiny_llama, tmp_path_factory) -> str:
-    """A LoRA adapter folder trained (24 steps, ~1 s) on compact prompts of RECORDS with SemEval
-    labels; it has learnt those records' labels."""
+def build_tiny_adapter(base: str, path: Path) -> str:
+    """A LoRA adapter on ``base`` trained (24 steps, ~1 s) on compact prompts of RECORDS with
+    SemEval labels, written to ``path``; it has learnt those records' labels."""
     from relcli.finetune import TrainConfig, finetune
     from relcli.prompts import COMPACT, prompt_records
 
     prompts = list(prompt_records(RECORDS, COMPACT, SEMEVAL, "compact", "semeval")) * 2
-    out = tmp_path_factory.mktemp("tiny-adapter")
-    finetune(prompts, tiny_llama, out, TrainConfig(**{**FAST, "max_steps": 24}), template="compact", labels=SEMEVAL)
-    return str(out)
+    finetune(prompts, base, path, TrainConfig(**{**FAST, "max_steps": 24}), template="compact", labels=SEMEVAL)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> str:
+    """A folder holding a random 2-layer LlamaForCausalLM and its tokenizer (build_tiny_llama)."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory) -> str:
+    """A folder holding a random 2-layer T5ForConditionalGeneration and its tokenizer."""
+    return build_tiny_t5(tmp_path_factory.mktemp("tiny-t5"))
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_llama, tmp_path_factory) -> str:
+    """A LoRA adapter folder trained on compact prompts of RECORDS (build_tiny_adapter)."""
+    return build_tiny_adapter(tiny_llama, tmp_path_factory.mktemp("tiny-adapter"))

@@ -286,7 +286,7 @@ def test_masked_trie_decode_chooses_what_masked_generate_chooses(llama, early_st
     records = typed(MANY[:16])
     texts, allowed = generator.inputs(records, [()] * 16), generator.allowed(records)
     generator.early_stop = early_stop
-    ours, theirs = generator._generate(texts, allowed), generator._hf_generate(texts, early_stop, allowed)
+    ours, theirs = generator._generate(texts, allowed=allowed), generator._hf_generate(texts, early_stop, allowed=allowed)
     for mine, hf, labels in zip(ours, theirs, allowed):
         assert generator.trie.label(mine, labels) == generator.trie.label(hf, labels) in labels
 

@@ -74,8 +74,12 @@ def convert(
         elif isinstance(source, (str, Path)):
             try:
                 stream = open(source, "rb")
-            except (FileNotFoundError, IsADirectoryError):
+            except FileNotFoundError:
                 raise UserError(f"no such file: {source}") from None
+            except IsADirectoryError:
+                raise UserError(f"{source} is a directory, expected a file") from None
+            except OSError as exc:
+                raise UserError(f"cannot read {source}: {exc.strerror}") from None
             with stream:
                 yield from _read(read, stream, str(source), options)
         else:

@@ -51,9 +51,11 @@ def load_patch(path: Path) -> Patch:
     try:
         data = orjson.loads(Path(path).read_bytes())
     except FileNotFoundError:
-        raise UserError(f"no such file: {path}") from None
+        raise UserError(f"no such file: {path}", param="patch") from None
     except orjson.JSONDecodeError as exc:
-        raise UserError(f"{path}: malformed JSON ({exc.args[0].split(':')[0]})") from None
+        raise UserError(f"{path}: malformed JSON ({exc.args[0].split(':')[0]})", param="patch") from None
+    except OSError as exc:  # a directory, no permission
+        raise UserError(f"cannot read {path}: {exc.strerror}", param="patch") from None
     if isinstance(data, list) and all(
         isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("relation"), str)
         for item in data
@@ -61,7 +63,7 @@ def load_patch(path: Path) -> Patch:
         return Patch({item["id"]: item["relation"] for item in data}, exclusive=False)
     if isinstance(data, dict) and all(isinstance(label, str) for label in data.values()):
         return Patch(dict(data), exclusive=True)
-    raise UserError(f'{path}: neither a TACREV patch [{{"id", "relation"}}] nor a Re-TACRED map {{id: label}}')
+    raise UserError(f'{path}: neither a TACREV patch [{{"id", "relation"}}] nor a Re-TACRED map {{id: label}}', param="patch")
 
 
 def _field(item: dict, key: str, kind: type) -> Any:
