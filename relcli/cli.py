@@ -398,13 +398,13 @@ def schema(
 
         relcli convert conll04 conll04_train.json --pairs | relcli schema > schema.json
     """
-    from relcli.schema import infer
+    from relcli.schema import dumps, infer
 
     skipped = SkipReport() if skip_invalid else None
     with open_input(input) as stream:
         drafted = infer(read_jsonl(stream, skipped=skipped), negative=negative)
     with open_output(output) as out:
-        out.write(json.dumps(drafted, indent=2, ensure_ascii=False).encode() + b"\n")
+        out.write(dumps(drafted).encode())
     report_skipped(skipped)
 
 

@@ -217,6 +217,18 @@ def infer(records: Iterable[Record], negative: str | None = None) -> dict:
     return {"negative": negative, "relations": relations}
 
 
+def dumps(data: dict) -> str:
+    """A schema dict (``infer``'s) as JSON for people to edit: one line per field of a relation."""
+    def text(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    relations = []
+    for name, definition in data["relations"].items():
+        fields = ",\n".join(f"      {text(key)}: {text(value)}" for key, value in definition.items())
+        relations.append(f"    {text(name)}: {{\n{fields}\n    }}")
+    return f'{{\n  "negative": {text(data["negative"])},\n  "relations": {{\n' + ",\n".join(relations) + "\n  }\n}\n"
+
+
 def inventory(labels: str | None, schema: str | Path | Schema | None) -> tuple[list[str] | None, Schema | None]:
     """The label inventory and the schema from the two ways of giving them; both at once is refused."""
     from relcli.labels import load_labels

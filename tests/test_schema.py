@@ -9,7 +9,7 @@ import pytest
 
 from relcli.errors import UserError
 from relcli.records import make_span
-from relcli.schema import from_dict, infer, inventory, load
+from relcli.schema import dumps, from_dict, infer, inventory, load
 
 CONLL = {
     "negative": "no_relation",
@@ -81,7 +81,8 @@ def test_infer_counts_types_per_relation_and_round_trips():
     assert work["seen"] == {"count": 3, "head_types": {"Peop": 3}, "tail_types": {"Org": 2, "Loc": 1}}
     assert drafted["relations"]["Kill"]["seen"] == {"count": 2, "head_types": {"Peop": 1},
                                                     "tail_types": {"Peop": 1, "Org": 1}, "untyped_head": 1}
-    schema = from_dict(json.loads(json.dumps(drafted)))  # the draft is a schema as it is
+    assert json.loads(dumps(drafted)) == drafted and '"head_types": ["Peop"],' in dumps(drafted)  # one line per field
+    schema = from_dict(json.loads(dumps(drafted)))  # the draft is a schema as it is
     assert schema.labels == ["Kill", "Work_For", "no_relation"]
     assert schema.allowed(pair("Peop", "Loc")) == ["Work_For", "no_relation"]
 
