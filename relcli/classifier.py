@@ -74,8 +74,11 @@ def _resolve_base(base_model: str) -> str:
 def _load_pretrained(loader, name: str, what: str):
     from safetensors import SafetensorError
 
+    from relcli.models import quiet_loading
+
     try:
-        return loader.from_pretrained(name)
+        with quiet_loading():
+            return loader.from_pretrained(name)
     except (OSError, ValueError, SafetensorError) as exc:
         raise UserError(f"cannot load {what} from {name!r}: {_first_line(exc)}", param="model") from None
 
