@@ -117,7 +117,7 @@ def relcli_side(loaded, template: str, *, chat: bool, batch_size: int, sort: boo
                 examples_for=None):
     generator = Generator(loaded, template, SEMEVAL, chat=chat, batch_size=batch_size)
     if not own_loop:  # transformers' generate() with the trie processor and the early stop
-        generator._generate = lambda texts: generator._hf_generate(texts, early_stop=True)
+        generator._generate = lambda texts, records=(), allowed=None: generator._hf_generate(texts, early_stop=True, records=records, allowed=allowed)
 
     def run(records: list[dict]) -> list[dict]:
         if sort:
