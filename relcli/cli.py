@@ -250,7 +250,7 @@ def finetune(
     options = {name: value for name, value in locals().items()  # the options set (typer leaves the others None / False)
                if name not in ("model", "output", "input", "method", "skip_invalid") and value is not None and value is not False}
     from relcli.console import TrainingBar
-    from relcli.finetune import validate_prompt
+    from relcli.prompts import validate_prompt
     from relcli.streams import check_writable, read_all
     from relcli.training import train
 

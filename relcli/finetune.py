@@ -17,12 +17,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 from relcli.artifacts import Artifact, check_replaceable
 from relcli.errors import UserError
-from relcli.labels import load_labels
 from relcli.models import load_model, resolve
-from relcli.prompts import has_chat_template, load_template, model_input
-from relcli.records import Record, RecordError, data_hash
+from relcli.prompts import describe_prompts, has_chat_template, model_input
+from relcli.records import Record, data_hash
 from relcli.streams import replacing_dir
-from relcli.triplets import REBEL_TOKENS, check_completions, parse_template
+from relcli.triplets import REBEL_TOKENS
 
 # The paper's Table 2 settings.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -84,43 +83,6 @@ class TrainConfig:
         if self.lora_targets == "all-linear":
             return "all-linear"
         return [name.strip() for name in self.lora_targets.split(",") if name.strip()]
-
-
-def validate_prompt(obj: Any) -> Record:
-    if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
-        raise RecordError("a prompt record needs 'prompt' (a string)")
-    if not isinstance(obj.get("completion"), str):
-        raise RecordError("a prompt record needs 'completion' (the gold label; unlabelled records cannot train)")
-    return obj
-
-
-def describe_prompts(prompts: Sequence[Record], template: str | None = None,
-                     labels: str | list[str] | None = None) -> dict[str, Any]:
-    """How the prompts were made, as the adapter's relcli.json records it: the task, the template
-    text (or the triplet style), and the label inventory. Each comes from the argument when given,
-    else from the provenance `relcli prompts` wrote into the first prompt record; the inventory
-    falls back to the sorted completions. Completions must fit the inventory."""
-    first = prompts[0]
-    name = template or first.get("template") or "simple"
-    recorded = first.get("labels")
-    if isinstance(labels, list):
-        inventory = labels
-    elif labels:
-        inventory = load_labels(labels)
-    elif isinstance(recorded, str):
-        inventory = load_labels(recorded)
-    elif isinstance(recorded, list) and all(isinstance(label, str) for label in recorded):
-        inventory = recorded
-    else:
-        inventory = sorted({p["completion"] for p in prompts})
-    triplets = parse_template(name)
-    if triplets:
-        check_completions(prompts, triplets[0], inventory)
-        return dict(task="triplets", style=triplets[0], compact=triplets[1], template_name=name, labels=inventory)
-    unknown = {p["completion"] for p in prompts} - set(inventory)
-    if unknown:
-        raise UserError(f"completions not in the label inventory: {sorted(unknown)[:5]}", param="labels")
-    return dict(task="rc", template=load_template(name), template_name=name, labels=inventory)
 
 
 def micro_batch(batch_size: int, mean_tokens: float) -> int:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relcli.errors import UserError
-from relcli.labels import BUILTIN as LABEL_NAMES
-from relcli.records import Record, chunks, mark_entities
+from relcli.labels import BUILTIN as LABEL_NAMES, load_labels
+from relcli.records import Record, RecordError, chunks, mark_entities
+from relcli.triplets import check_completions, parse_template
 
 SIMPLE = """Problem Definition:
 Relation extraction is to identify the relationship between two entities in a sentence.
@@ -284,3 +285,40 @@ def _loaded(index):
     from relcli.retrieval import Index
 
     return Index.load(index)
+
+
+def validate_prompt(obj: Any) -> Record:
+    if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+        raise RecordError("a prompt record needs 'prompt' (a string)")
+    if not isinstance(obj.get("completion"), str):
+        raise RecordError("a prompt record needs 'completion' (the gold label; unlabelled records cannot train)")
+    return obj
+
+
+def describe_prompts(prompts: Sequence[Record], template: str | None = None,
+                     labels: str | list[str] | None = None) -> dict[str, Any]:
+    """How the prompts were made, as the adapter's relcli.json records it: the task, the template
+    text (or the triplet style), and the label inventory. Each comes from the argument when given,
+    else from the provenance `relcli prompts` wrote into the first prompt record; the inventory
+    falls back to the sorted completions. Completions must fit the inventory."""
+    first = prompts[0]
+    name = template or first.get("template") or "simple"
+    recorded = first.get("labels")
+    if isinstance(labels, list):
+        inventory = labels
+    elif labels:
+        inventory = load_labels(labels)
+    elif isinstance(recorded, str):
+        inventory = load_labels(recorded)
+    elif isinstance(recorded, list) and all(isinstance(label, str) for label in recorded):
+        inventory = recorded
+    else:
+        inventory = sorted({p["completion"] for p in prompts})
+    triplets = parse_template(name)
+    if triplets:
+        check_completions(prompts, triplets[0], inventory)
+        return dict(task="triplets", style=triplets[0], compact=triplets[1], template_name=name, labels=inventory)
+    unknown = {p["completion"] for p in prompts} - set(inventory)
+    if unknown:
+        raise UserError(f"completions not in the label inventory: {sorted(unknown)[:5]}", param="labels")
+    return dict(task="rc", template=load_template(name), template_name=name, labels=inventory)
