@@ -203,17 +203,17 @@ class CopyConstraint:
     """A transformers logits processor (greedy decoding) that makes every head and tail a triplet
     generation writes a span of its row's input text.
 
-    Before each token it walks the row's candidates from the highest logit down and keeps the first
-    whose addition leaves every head and tail region :func:`copied` from the text; inside a region
-    that means continuing a substring of the text or closing it (REBEL: the next marker; JSON: the
-    closing quote) once it is a non-empty span; outside one any token is fine. The check decodes
-    the candidate's whole generation, so it works at the level of characters whatever the
+    A token fits when its addition leaves every head and tail region :func:`copied` from the text:
+    inside a region it must continue a span of the text or close the region (REBEL: the next
+    marker; JSON: the closing quote) once that is a whole span; outside one any token fits. The
+    check decodes the candidate's whole generation, so it works on characters whatever the
     tokeniser (REBEL markers as single tokens or spelt out, JSON escapes, bytes of UTF-8
-    characters). Only the ``top_k`` best candidates are tried, then the tokens of the text itself,
-    the tokens that copy on from where an open region occurs in the text, and the closing tokens
-    (best first again); if none fits, the row ends (end of sequence), leaving a truncated
-    fragment that the parser drops and counts as malformed, never an entity absent from the text.
-    End of sequence is refused while a region is open.
+    characters). A row whose best token fits is left alone (greedy decoding takes it). Otherwise
+    the ``top_k`` best tokens are tried, best first, then the tokens of the text itself, those that
+    copy on from where the open region occurs in the text, and the closing tokens (best first
+    again); the first that fits becomes the only one allowed. If none fits, the row ends (end of
+    sequence), leaving a truncated fragment that the parser drops and counts as malformed, never an
+    entity absent from the text. End of sequence is refused while a region is open.
     """
 
     def __init__(self, tokenizer, texts: Sequence[str], style: str, prompt_length: int, top_k: int = 16):
@@ -224,6 +224,7 @@ class CopyConstraint:
         closers = ['"', ' "', '",', '"}', *REBEL_TOKENS, *(" " + marker for marker in REBEL_TOKENS)]
         self.closers = {ids[0] for ids in tokenizer(closers, add_special_tokens=False).input_ids if ids}
         self.pools: dict[int, list[int]] = {}
+        self.pieces: dict[int, str] = {}  # token -> its text alone
 
     def _text(self, ids: list[int]) -> str:
         return generation_text(self.tokenizer, ids, self.drop)
@@ -248,41 +249,71 @@ class CopyConstraint:
             self.pools[row] = sorted(({t for ids in encoded for t in ids} | self.closers) - self.drop)
         return self.pools[row]
 
-    def _continuations(self, row: int, before: str, most: int = 8) -> set[int]:
-        """The tokens that copy on from where an open region's text occurs in the row's text: the
-        first token of what follows each of its first ``most`` occurrences (starting between
-        words). With them a region that a model began, say "M", can always grow into a span
-        ("Mechanics") even when no token of the text's own tokenisation continues it."""
+    def _piece(self, token: int) -> str:
+        if token not in self.pieces:
+            self.pieces[token] = self.tokenizer.decode([token], skip_special_tokens=False,
+                                                       clean_up_tokenization_spaces=False)
+        return self.pieces[token]
+
+    def _open_region(self, row: int, before: str) -> tuple[str, list[str]] | None:
+        """For a generation whose last region is open: its text so far and what follows each of its
+        occurrences (starting between words) in the row's text; None otherwise."""
         regions = entity_regions(before, self.style)
         if not regions or regions[-1][2] or regions[-1][1] is None or _PARTIAL_END.search(regions[-1][1]):
-            return set()
+            return None
         value, text, follows = regions[-1][1].lstrip(), self.texts[row], []
         start = text.find(value)
-        while start >= 0 and len(follows) < most:
-            if word_aligned(text, start) and start + len(value) < len(text):
+        while start >= 0:
+            if word_aligned(text, start):
                 follows.append(text[start + len(value) : start + len(value) + 32])
             start = text.find(value, start + 1)
+        return value, follows
+
+    def _continuations(self, follows: list[str], most: int = 8) -> set[int]:
+        """The tokens that copy on from the first ``most`` places an open region occurs in the text:
+        the first token of what follows each. With them a region that a model began, say "M", can
+        always grow into a span ("Mechanics") even when no token of the text's own tokenisation
+        continues it."""
+        follows = [f for f in follows[:most] if f]
         encoded = self.tokenizer(follows, add_special_tokens=False).input_ids if follows else []
         return {ids[0] for ids in encoded if ids} - self.drop
 
+    def _plausible(self, row: int, open_region: tuple[str, list[str]] | None, token: int) -> bool:
+        """A cheap necessary condition for a token to fit, before the exact check decodes the
+        generation: inside an open region, its text must occur where the region can continue (or
+        in the text, for a region still empty), unless it may close the region, is whitespace, or
+        spells an escape or a part of a character."""
+        if open_region is None:
+            return True
+        piece = self._piece(token)
+        if not piece.strip() or any(c in piece for c in '"<\\\ufffd'):
+            return True
+        value, follows = open_region
+        if not value.strip():
+            return piece.strip() in self.texts[row]
+        return any(f.startswith(piece) or f.startswith(" " + piece) for f in follows)
+
     def __call__(self, input_ids, scores):
-        top = scores.topk(min(self.top_k, scores.shape[-1]), dim=-1)
+        best = scores.argmax(-1).tolist()  # what greedy decoding takes unless a row is changed
         for row, ids in enumerate(input_ids[:, self.prompt_length :].tolist()):
             ids = [t for t in ids if t not in self.drop]
             before = self._text(ids)
-            chosen = self._first_fit(row, ids, before, top.indices[row].tolist(), top.values[row].tolist())
+            if self._fits(row, ids, before, best[row]):
+                continue
+            open_region = self._open_region(row, before)
+            top = scores[row].topk(min(self.top_k, scores.shape[-1]))
+            chosen = self._first_fit(row, ids, before, open_region, top.indices.tolist(), top.values.tolist())
             if chosen is None:
-                pool = sorted(set(self._pool(row)) | self._continuations(row, before))
-                values = scores[row, pool].tolist()
-                ranked = sorted(zip(pool, values), key=lambda pair: -pair[1])
-                chosen = self._first_fit(row, ids, before, *zip(*ranked)) if ranked else None
+                pool = sorted(set(self._pool(row)) | (self._continuations(open_region[1]) if open_region else set()))
+                ranked = sorted(zip(pool, scores[row, pool].tolist()), key=lambda pair: -pair[1])
+                chosen = self._first_fit(row, ids, before, open_region, *zip(*ranked)) if ranked else None
             value = float(scores[row, chosen]) if chosen is not None else 0.0
             scores[row] = float("-inf")
             scores[row, self.end_id if chosen is None else chosen] = value
         return scores
 
-    def _first_fit(self, row: int, ids: list[int], before: str, candidates, values) -> int | None:
+    def _first_fit(self, row: int, ids: list[int], before: str, open_region, candidates, values) -> int | None:
         """The first of the candidates (best first) that fits; one another processor ruled out
         (-inf) never does."""
-        return next((c for c, v in zip(candidates, values)
-                     if v != float("-inf") and self._fits(row, ids, before, c)), None)
+        return next((c for c, v in zip(candidates, values) if v != float("-inf")
+                     and self._plausible(row, open_region, c) and self._fits(row, ids, before, c)), None)
