@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000, help="records of the small extract run")
     parser.add_argument("--large", type=int, default=20_000, help="records of the large extract run")
     parser.add_argument("--steps", type=int, default=3, help="finetune steps per run (0: skip the finetune runs)")
-    parser.add_argument("--batch-size", type=int, default=8, help="finetune batch size")
+    parser.add_argument("--batch-size", type=int, default=16, help="finetune batch size (16: the demo's)")
     args = parse(parser)
 
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else None

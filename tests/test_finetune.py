@@ -260,6 +260,7 @@ def test_bf16_training_lowers_the_loss_and_saves_fp32_lora_weights(tiny_llama, t
 def test_cpu_batches_split_into_micro_batches_of_about_micro_tokens():
     from relcli.finetune import MICRO_TOKENS, micro_batch
 
-    assert MICRO_TOKENS == 512
-    assert micro_batch(16, 62) == 8 and micro_batch(16, 300) == 1 and micro_batch(10, 62) == 5
-    assert micro_batch(16, 8) == 16  # short rows: the whole batch in one forward
+    assert MICRO_TOKENS == {"bfloat16": 512, "float32": 256}
+    assert micro_batch(16, 62, "bfloat16") == 8 and micro_batch(16, 300, "bfloat16") == 1 and micro_batch(10, 62, "bfloat16") == 5
+    assert micro_batch(16, 62, "float32") == 4  # fp32 activations take twice the memory
+    assert micro_batch(16, 8, "float32") == 16  # short rows: the whole batch in one forward
