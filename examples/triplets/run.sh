@@ -7,7 +7,8 @@
 #   examples/triplets/run.sh [OUT] [STAGE...]      # stages: rebel conll04 fewshot (default: all)
 #
 # Environment: RELCLI (default: python -m relcli), DATA (default: ../shared/data), EPOCHS_REBEL,
-# EPOCHS_CONLL (default 2 and 3), STYLES (default "json rebel").
+# EPOCHS_CONLL (default 2 and 3), STYLES (default "json rebel"), REBEL_TRAIN_N (REBEL training
+# documents, default all 811), FEWSHOT_N (CoNLL04 dev documents of the few-shot rows, default all).
 set -euo pipefail
 OUT=${1:-triplets-out}
 shift || true
@@ -17,6 +18,8 @@ DATA=$(cd "${DATA:-$(dirname "$0")/../../../shared/data}" && pwd)
 EPOCHS_REBEL=${EPOCHS_REBEL:-2}
 EPOCHS_CONLL=${EPOCHS_CONLL:-3}
 STYLES=${STYLES:-json rebel}
+REBEL_TRAIN_N=${REBEL_TRAIN_N:-0}
+FEWSHOT_N=${FEWSHOT_N:-0}
 mkdir -p "$OUT"
 cd "$OUT"
 step() { local name=$1; shift; local t0=$(date +%s.%N); "$@"; printf '%-32s %8.1f s\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" | tee -a times.txt; }
@@ -41,6 +44,7 @@ rebel)
   half=$(( $(wc -l < rebel.held.jsonl) / 2 ))
   head -n "$half" rebel.held.jsonl > rebel.dev.jsonl
   tail -n +"$(( half + 1 ))" rebel.held.jsonl > rebel.test.jsonl
+  if [ "$REBEL_TRAIN_N" -gt 0 ]; then head -n "$REBEL_TRAIN_N" rebel.train.jsonl > rebel.train.n && mv rebel.train.n rebel.train.jsonl; fi
   echo "REBEL sample: $(wc -l < rebel.train.jsonl) train / $(wc -l < rebel.dev.jsonl) dev / $(wc -l < rebel.test.jsonl) test documents" | tee -a results.txt
   for style in $STYLES; do
     finetune "rebel-$style" rebel.train.jsonl "$style" "$EPOCHS_REBEL"
@@ -66,12 +70,13 @@ fewshot)
   [ -f conll04.dev.jsonl ] || $RELCLI convert conll04 "$DATA/conll04/conll04_dev.json" -o conll04.dev.jsonl
   python3 -c 'import json, sys; print("\n".join(sorted({t["relation"] for l in open(sys.argv[1]) for t in json.loads(l)["triplets"]})))' conll04.train.jsonl > conll04.relations.txt
   step "index conll04 train" $RELCLI index --model minilm -i conll04.train.jsonl -o conll04.train.index
-  extract smollm2-135m conll04.dev.jsonl fewshot-retrieved.dev.jsonl --task triplets --format json --shots 3 \
+  if [ "$FEWSHOT_N" -gt 0 ]; then head -n "$FEWSHOT_N" conll04.dev.jsonl > fewshot.dev.jsonl; else cp conll04.dev.jsonl fewshot.dev.jsonl; fi
+  extract smollm2-135m fewshot.dev.jsonl fewshot-retrieved.dev.jsonl --task triplets --format json --shots 3 \
     --index conll04.train.index -l conll04.relations.txt --max-new-tokens 128
-  row "CoNLL04 dev, base model, 3 retrieved demonstrations" fewshot-retrieved.dev.jsonl
-  extract smollm2-135m conll04.dev.jsonl fewshot-first.dev.jsonl --task triplets --format json --shots 3 \
+  row "CoNLL04 dev ($(wc -l < fewshot.dev.jsonl) documents), base model, 3 retrieved demonstrations" fewshot-retrieved.dev.jsonl
+  extract smollm2-135m fewshot.dev.jsonl fewshot-first.dev.jsonl --task triplets --format json --shots 3 \
     --shots-from conll04.train.jsonl -l conll04.relations.txt --max-new-tokens 128
-  row "CoNLL04 dev, base model, the first 3 training documents" fewshot-first.dev.jsonl ;;
+  row "CoNLL04 dev ($(wc -l < fewshot.dev.jsonl) documents), base model, the first 3 training documents" fewshot-first.dev.jsonl ;;
 *) echo "error: unknown stage $stage (rebel, conll04, fewshot)" >&2; exit 2 ;;
 esac; done
 cat results.txt
