@@ -11,6 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import RECORDS, write_jsonl
+from typer.testing import CliRunner
 
 from relcli import models, split_zip
 from relcli.errors import UserError
@@ -131,6 +133,20 @@ def test_builtin_mpnet_resolves_to_the_assembled_cache_folder(spec, tmp_path, mo
     folder = str(tmp_path / "home" / "mpnet")
     assert models.resolve_path("mpnet") == folder
     assert models.encoder_path("mpnet") == folder  # what the classifier and the index embedder load
+
+
+@pytest.mark.parametrize("command", [["finetune", "--method", "classifier", "-l", "semeval"], ["index"]])
+def test_mpnet_without_its_parts_is_one_error_line(tmp_path, monkeypatch, command):
+    from relcli.cli import app
+
+    monkeypatch.setenv("RELCLI_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(models, "MPNET", SplitZip(**{**models.MPNET.__dict__, "parts": ("relcli-no-such-part-001",)}))
+    records = write_jsonl(tmp_path / "r.jsonl", RECORDS[:3])
+    result = CliRunner().invoke(app, [*command, "-m", "mpnet", "-i", str(records), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --model: builtin model 'mpnet' needs relcli-no-such-part-001"), lines
+    assert not (tmp_path / "out").exists() and not (tmp_path / "home" / "mpnet").exists()
 
 
 @pytest.mark.slow
