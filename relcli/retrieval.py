@@ -21,7 +21,7 @@ import orjson
 from relcli import __version__
 from relcli.device import Placement, placement
 from relcli.errors import UserError
-from relcli.models import minilm_dir, quiet_loading
+from relcli.models import encoder_path, quiet_loading
 from relcli.records import Record, chunks, dumps, mark_entities
 from relcli.streams import replacing_dir
 
@@ -69,7 +69,7 @@ def load_embedder(model: str = "minilm", device: str | None = None, dtype: str |
 def _embedder(model: str, place: Placement):
     from sentence_transformers import SentenceTransformer
 
-    path = str(minilm_dir()) if model == "minilm" else model
+    path = encoder_path(model)
     try:
         with quiet_loading():
             return SentenceTransformer(path, device=place.device, model_kwargs={"dtype": place.torch_dtype})

@@ -21,9 +21,18 @@ def test_builtin_smollm2_resolves_to_the_converted_cache(tmp_path, monkeypatch):
 
 
 def test_a_missing_builtin_package_names_its_install_command(monkeypatch):
-    monkeypatch.setitem(models.BUILTINS, "minilm", ("relcli_no_such_package", "pip install no-such-package==1"))
+    monkeypatch.setitem(models.PACKAGES, "minilm", ("relcli_no_such_package", "pip install no-such-package==1"))
     with pytest.raises(UserError, match="pip install no-such-package==1"):
         resolve_path("minilm")
+
+
+def test_encoder_path_serves_builtin_encoders_and_refuses_generators(tmp_path, monkeypatch):
+    monkeypatch.setitem(models.BUILTINS, "minilm", models.Builtin(lambda: tmp_path / "minilm", encoder=True))
+    assert models.encoder_path("minilm") == str(tmp_path / "minilm")
+    assert models.encoder_path("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert models.encoder_path("./my-encoder") == "./my-encoder"  # folders and hub ids are left to the loader
+    with pytest.raises(UserError, match="'smollm2-135m' is not an encoder; use 'minilm' or 'mpnet'"):
+        models.encoder_path("smollm2-135m")
 
 
 def test_local_folders_hub_ids_and_bad_paths(tmp_path):
