@@ -64,6 +64,9 @@ def open_embedder(spec: Mapping[str, Any], device: str | None = None, dtype: str
             raise UserError(f"{model} is a relcli classifier: it embeds with `classifier`, not {embed!r}", param="embed")
         return SentenceEmbedder(model, embed, device, dtype, param)
     if not is_classifier:
+        if "head_sha256" in spec:
+            raise UserError(f"the index was built with the classifier {model}, which is no longer there; "
+                            "build the index again", param=param)
         raise UserError(f"{model} is not a classifier folder written by `relcli finetune --method classifier`", param=param)
     embedder = ClassifierEmbedder(model, artifact, device, dtype, param)
     if spec.get("head_sha256") not in (None, embedder.head_sha256):
