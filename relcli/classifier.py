@@ -48,15 +48,18 @@ def _head_module(pooling: str, hidden: int, num_labels: int, dropout: float):
             self.dense = nn.Linear(parts * hidden, hidden)
             self.out = nn.Linear(hidden, num_labels)
 
-        def forward(self, states, positions):
+        def features(self, states, positions):
+            """The pair representation: pooled states through dense+tanh (what ``out`` projects to labels)."""
             rows = torch.arange(states.size(0), device=states.device)
             pooled = []
             if pooling != "entity-start":
                 pooled.append(states[:, 0])
             if pooling != "cls":
                 pooled += [states[rows, positions[:, 0]], states[rows, positions[:, 1]]]
-            x = self.dropout(torch.cat(pooled, dim=-1))
-            return self.out(self.dropout(torch.tanh(self.dense(x))))
+            return torch.tanh(self.dense(self.dropout(torch.cat(pooled, dim=-1))))
+
+        def forward(self, states, positions):
+            return self.out(self.dropout(self.features(states, positions)))
 
     return Head()
 
@@ -302,22 +305,9 @@ class Classifier:
                 masks[allowed] = torch.tensor([0.0 if label in allowed else -math.inf for label in self.labels])
             return masks[allowed]
 
-        self.encoder.eval()
-        self.head.eval()
-        iterator = iter(records)
-        while chunk := list(islice(iterator, batch_size * 16)):
-            encoded = encode_records(self.tokenizer, chunk, self.max_length, self.entity_types)
-            probs = [None] * len(chunk)
-            for rows in sorted_batches([len(e.ids) for e in encoded], batch_size):
-                ids, attention, positions = (t.to(self.place.device) for t in pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
-                with torch.no_grad(), _autocast(self.place):
-                    logits = self.head(self.encoder(input_ids=ids, attention_mask=attention).last_hidden_state, positions)
-                logits = logits.float().cpu()
-                if schema is not None:
-                    logits = logits + torch.stack([mask(chunk[i]) for i in rows])
-                for row, p in zip(rows, torch.softmax(logits, dim=-1)):
-                    probs[row] = p
-            for record, p in zip(chunk, probs):
+        for chunk, logits in self._run(records, batch_size, self.head):
+            for record, row in zip(chunk, logits):
+                p = torch.softmax(row + mask(record) if schema is not None else row, dim=-1)
                 scores = {label: round(float(v), 6) for label, v in zip(self.labels, p)
                           if schema is None or label in schema.allowed(record)}
                 if negative_margin is None:
@@ -327,6 +317,35 @@ class Classifier:
                 if explain:
                     out["explain"] = {"label_scores": scores}
                 yield out
+
+    def pair_vectors(self, records: list[Record], batch_size: int = 64):
+        """One unit-length float32 row per record: the pair representation the head's final
+        projection reads (``features``), for retrieval by relation."""
+        import torch
+
+        rows = [row for _, chunk in self._run(records, batch_size, self.head.features) for row in chunk]
+        if not rows:
+            return torch.empty((0, self.encoder.config.hidden_size)).numpy()
+        return torch.nn.functional.normalize(torch.stack(rows), dim=-1).numpy()
+
+    def _run(self, records: Iterable[Record], batch_size: int, read) -> Iterator[tuple[list[Record], list]]:
+        """``read(states, positions)`` over the encoder's states, as float32 CPU rows in input order,
+        one chunk of 16 batches at a time (memory stays flat); batches are formed from similar lengths."""
+        import torch
+
+        self.encoder.eval()
+        self.head.eval()
+        iterator = iter(records)
+        while chunk := list(islice(iterator, batch_size * 16)):
+            encoded = encode_records(self.tokenizer, chunk, self.max_length, self.entity_types)
+            out = [None] * len(chunk)
+            for rows in sorted_batches([len(e.ids) for e in encoded], batch_size):
+                ids, attention, positions = (t.to(self.place.device) for t in pad([encoded[i] for i in rows], self.tokenizer.pad_token_id))
+                with torch.no_grad(), _autocast(self.place):
+                    values = read(self.encoder(input_ids=ids, attention_mask=attention).last_hidden_state, positions)
+                for row, value in zip(rows, values.float().cpu()):
+                    out[row] = value
+            yield chunk, out
 
 
 def load_classifier(model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None,

@@ -412,21 +412,29 @@ def schema(
 def index(
     output: Path = typer.Option(..., "--output", "-o", help="Index directory to create (replaced atomically)."),
     input: Optional[Path] = InputOpt,
-    model: str = typer.Option("minilm", "--model", "-m", help="Sentence embedder: `minilm` or `mpnet` (packaged) or a sentence-transformers id/path."),
-    embed: str = typer.Option("sentence", "--embed", help="What is embedded: `sentence` (the text) or `marked` (the text with [E1]..[/E1] [E2]..[/E2] around the pair)."),
+    model: str = typer.Option("minilm", "--model", "-m", help="Embedder: `minilm` or `mpnet` (packaged), a sentence-transformers id/path, "
+                              "or a classifier DIR from `finetune --method classifier` (neighbours share the relation)."),
+    embed: Optional[str] = typer.Option(None, "--embed", help="What is embedded: `sentence` (the text), `marked` (the text with "
+                                        "[E1]..[/E1] [E2]..[/E2] around the pair) or `classifier` (the classifier's pair "
+                                        "representation); default: classifier for a classifier DIR, else sentence."),
     m: Optional[int] = typer.Option(None, "--m", min=2, max=1024, help="hnswlib M: links per node (recall vs memory; default 32)."),
     ef_construction: Optional[int] = typer.Option(None, "--ef-construction", min=1, help="hnswlib ef_construction: build-time search breadth (default 200)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Records embedded per batch (bounds memory)."),
-    append: bool = typer.Option(False, "--append", help="Add the records to an existing index (same --model and --embed)."),
+    append: bool = typer.Option(False, "--append", help="Add the records to an existing index (same --model, --embed and classifier weights)."),
     device: Optional[str] = DeviceOpt,
     dtype: Optional[str] = DtypeOpt,
     skip_invalid: bool = SkipOpt,
 ):
     """Embed labelled records into a nearest-neighbour index for retrieval (RAG4RE, kNN).
 
-    Example:
+    Examples:
 
         relcli convert semeval TRAIN_FILE.TXT | relcli index -o train-index --embed marked
+
+        relcli index -m classifier/ -i train.jsonl -o train-rel-index
+
+    An index remembers its embedder (a classifier's folder and head hash too) and embeds queries
+    the same way, for `extract --decode knn`, RAG4RE (`extract --index`) and `prompts --index`.
     """
     import time
 

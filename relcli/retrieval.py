@@ -1,9 +1,10 @@
-"""Retrieval for RAG4RE: sentence embeddings of records and an hnswlib index over them.
+"""Retrieval for RAG4RE: embeddings of records (relcli.embedders) and an hnswlib index over them.
 
 An index directory holds three files: ``index.hnsw`` (the hnswlib graph, cosine space),
 ``records.jsonl`` (the indexed records, line i = hnswlib label i) and ``index.json`` (how it was
-built). Directories are written whole into a temp dir beside the target and renamed into place, so
-an interrupted build leaves the previous index (or none), never half of one.
+built, including what ``open_embedder`` needs to embed queries the same way). Directories are
+written whole into a temp dir beside the target and renamed into place, so an interrupted build
+leaves the previous index (or none), never half of one.
 
 torch and sentence-transformers are imported only when an embedder is loaded.
 """
@@ -20,6 +21,7 @@ import orjson
 
 from relcli import __version__
 from relcli.device import Placement, placement
+from relcli.embedders import EMBEDS, Embedder, open_embedder
 from relcli.errors import UserError
 from relcli.models import encoder_path, quiet_loading
 from relcli.records import Record, chunks, dumps, mark_entities
@@ -105,19 +107,22 @@ def read_meta(directory: str | Path, param: str = "index") -> dict[str, Any]:
     for key, kind in META_TYPES.items():
         if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
             raise UserError(f"{path} is damaged: {key!r} is {meta.get(key)!r}, not a {kind.__name__}; build the index again", param=param)
-    if meta["embed"] not in EMBED_MODES or meta["dimension"] < 1 or meta["count"] < 0:
+    if meta["embed"] not in EMBEDS or meta["dimension"] < 1 or meta["count"] < 0 \
+            or (meta["embed"] == "classifier" and not isinstance(meta.get("head_sha256"), str)):
         raise UserError(f"{path} is damaged (embed {meta['embed']!r}, dimension {meta['dimension']}, count {meta['count']}); "
                         "build the index again", param=param)
     return meta
 
 
-def _check_target(out_dir: Path, append: bool, model: str, embed_mode: str) -> dict[str, Any] | None:
-    """The existing index's metadata when appending; refuse to clobber a directory that is no index."""
+def _check_target(out_dir: Path, append: bool, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The existing index's metadata when appending (built by the ``wanted`` embedder); refuse to
+    clobber a directory that is no index."""
     if append:
         meta = read_meta(out_dir, param="output")
-        for key, value in (("model", model), ("embed", embed_mode)):
-            if meta[key] != value:
-                raise UserError(f"{out_dir} was built with {key} {meta[key]}; cannot append with {key} {value}", param=key)
+        for key in ("model", "embed"):
+            if meta[key] != wanted[key]:
+                raise UserError(f"{out_dir} was built with {key} {meta[key]}; cannot append with {key} {wanted[key]}", param=key)
+        open_embedder(meta, param="model")  # the same classifier folder, but has it changed since?
         return meta
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / META_FILE).exists())):
         raise UserError(f"{out_dir} exists and is not a relcli index; choose another", param="output")
@@ -129,7 +134,7 @@ def build_index(
     out_dir: str | Path,
     *,
     model: str = "minilm",
-    embed: str = "sentence",
+    embed: str | None = None,
     m: int | None = None,
     ef_construction: int | None = None,
     batch_size: int = 256,
@@ -140,23 +145,24 @@ def build_index(
 ) -> dict[str, Any]:
     """Embed ``records`` batch by batch into an hnswlib index at ``out_dir``; return its metadata.
 
+    ``model`` is a sentence embedder or a classifier folder; ``embed`` is sentence, marked or
+    classifier (default: classifier for a classifier folder, else sentence; relcli.embedders).
     Memory holds one batch of records (plus the graph). With ``append`` the existing index is
-    loaded, extended and rewritten; it must have been built with the same model and embed mode,
+    loaded, extended and rewritten; it must have been built with the same embedder,
     and keeps its own ``m`` and ``ef_construction`` (default 32 and 200 for a new index).
     ``on_batch(n)`` is called after each batch of n records is added. The returned dict is what
     ``index.json`` holds plus ``added``, the number of records this call indexed.
     """
     import hnswlib
 
-    if embed not in EMBED_MODES:
-        raise UserError(f"unknown embed mode {embed!r} (choose from {', '.join(EMBED_MODES)})", param="embed")
     out_dir = Path(out_dir)
-    old_meta = _check_target(out_dir, append, model, embed)
+    embedder = open_embedder({"model": model, "embed": embed}, device, dtype)
+    described = embedder.describe()
+    old_meta = _check_target(out_dir, append, described)
     if old_meta is not None and (m is not None or ef_construction is not None):
         raise UserError("an appended index keeps the graph settings it was built with",
                         param="m" if m is not None else "ef_construction")
-    embedder = load_embedder(model, device, dtype)
-    dim = embedder.get_embedding_dimension()
+    dim = embedder.dimension
     digest = hashlib.sha256()
     with replacing_dir(out_dir) as tmp:
         index = hnswlib.Index(space="cosine", dim=dim)
@@ -176,7 +182,7 @@ def build_index(
         start = count = index.get_current_count()
         with open(tmp / RECORDS_FILE, "ab") as out:
             for batch in chunks(records, batch_size):
-                vectors = encode_texts(embedder, [embed_text(r, embed) for r in batch], batch_size)
+                vectors = embedder.encode(batch, batch_size)
                 if count + len(batch) > index.get_max_elements():
                     index.resize_index(max(2 * index.get_max_elements(), count + len(batch)))
                 index.add_items(vectors, list(range(count, count + len(batch))))
@@ -191,8 +197,7 @@ def build_index(
             raise UserError("no records to index")
         index.save_index(str(tmp / INDEX_FILE))
         meta = {
-            "model": model,
-            "embed": embed,
+            **described,
             "dimension": dim,
             "count": count,
             "space": "cosine",
@@ -209,11 +214,11 @@ def build_index(
 class Index:
     """A loaded index: the hnswlib graph, the indexed records, and the embedder to query it with."""
 
-    def __init__(self, graph, records: list[Record], meta: dict[str, Any], place: Placement | None = None):
+    def __init__(self, graph, records: list[Record], meta: dict[str, Any], embedder: Embedder | None = None):
         self.graph = graph
         self.records = records
         self.meta = meta
-        self.place = place
+        self.embedder = embedder
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None, dtype: str | None = None, param: str = "index") -> "Index":
@@ -221,6 +226,7 @@ class Index:
 
         directory = Path(directory)
         meta = read_meta(directory, param)
+        embedder = open_embedder(meta, device, dtype, param=param)
         for name in (RECORDS_FILE, INDEX_FILE):
             if not (directory / name).is_file():
                 raise UserError(f"{directory} is an incomplete index: {name} is missing", param=param)
@@ -237,17 +243,14 @@ class Index:
         except (ValueError, TypeError, KeyError, RuntimeError, OSError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"{directory} is a damaged index ({reason}); build it again", param=param) from None
-        return cls(graph, records, meta, placement(device, dtype))
+        return cls(graph, records, meta, embedder)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def embed(self, records: list[Record], batch_size: int = 256):
         """Query vectors for records, embedded the way the index was."""
-        texts = [embed_text(r, self.meta["embed"]) for r in records]
-        embedder = load_embedder(self.meta["model"], self.place.device, self.place.dtype, param="index") if self.place \
-            else load_embedder(self.meta["model"], param="index")
-        return encode_texts(embedder, texts, batch_size)
+        return self.embedder.encode(records, batch_size)
 
     def search(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -134,6 +135,23 @@ def test_explain_gives_probabilities(trained):
     assert list(out["explain"]["label_scores"]) == LABELS
     assert sum(out["explain"]["label_scores"].values()) == pytest.approx(1.0, abs=1e-4)
     assert max(out["explain"]["label_scores"], key=out["explain"]["label_scores"].get) == out["predicted"]
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pair_vectors_are_what_the_final_projection_reads(trained, pooling):
+    classifier = load_classifier(trained[pooling][0], device="cpu", dtype="float32")
+    many = [dict(RECORDS[i % len(RECORDS)], id=f"x{i}") for i in range(40)]
+    vectors = classifier.pair_vectors(many, batch_size=2)  # 2 chunks of 32, batches sorted by length
+    assert vectors.shape == (40, 32) and vectors.dtype == "float32"
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[8:16], vectors[:8], atol=1e-5)  # the same record, the same vector, wherever it sits
+    assert np.allclose(classifier.pair_vectors(RECORDS[3:4]), vectors[3], atol=1e-5)
+    read = []  # what the head's final projection reads while predicting, in batch order
+    hook = classifier.head.out.register_forward_hook(lambda module, inputs, output: read.extend(inputs[0]))
+    list(classifier.predict(RECORDS[:1]))
+    hook.remove()
+    assert np.allclose(torch.nn.functional.normalize(read[0], dim=-1).numpy(), vectors[0], atol=1e-5)
+    assert classifier.pair_vectors([]).shape == (0, 32)
 
 
 def test_typed_markers_and_lora(base, tmp_path):

@@ -1,4 +1,5 @@
-"""A tiny random sentence-transformers model (character-level WordPiece, 2 layers, 32 dims) for tests."""
+"""Tiny random encoders for tests (character-level WordPiece, 2 layers, 32 dims): a BERT folder, and a
+sentence-transformers model on it."""
 
 from __future__ import annotations
 
@@ -8,23 +9,29 @@ from pathlib import Path
 PIECES = list(string.ascii_lowercase + string.digits + string.punctuation)
 
 
-def make_tiny_embedder(path: Path) -> Path:
-    """Save a random-weight BERT + mean pooling as a sentence-transformers folder at ``path``."""
+def make_tiny_bert(path: Path, initializer_range: float = 1.0) -> Path:
+    """Save a random-weight 2-layer BERT (hidden 32) and its character-level tokenizer at ``path``."""
     import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    hf_dir = path.parent / f"{path.name}-hf"
-    hf_dir.mkdir(parents=True)
+    path.mkdir(parents=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + PIECES + [f"##{p}" for p in PIECES]
-    BertTokenizer(vocab={piece: i for i, piece in enumerate(vocab)}).save_pretrained(hf_dir)
+    BertTokenizer(vocab={piece: i for i, piece in enumerate(vocab)}).save_pretrained(path)
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512, initializer_range=1.0,
+        intermediate_size=64, max_position_embeddings=512, initializer_range=initializer_range,
     )
-    BertModel(config).save_pretrained(hf_dir)
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+def make_tiny_embedder(path: Path) -> Path:
+    """Save a random-weight BERT + mean pooling as a sentence-transformers folder at ``path``."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    hf_dir = make_tiny_bert(path.parent / f"{path.name}-hf")
     model = SentenceTransformer(modules=[Transformer(str(hf_dir)), Pooling(32)], device="cpu")
     model.save(str(path))
     return path
