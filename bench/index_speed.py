@@ -20,7 +20,8 @@ import numpy as np
 
 from common import arguments, parse, report, semeval, timed
 
-from relcli.retrieval import MIN_EF, Index, build_index, embed_text, encode_texts, load_embedder
+from relcli.embedders import embed_text, encode_texts, load_embedder
+from relcli.retrieval import MIN_EF, Index, build_index
 
 M, EF_CONSTRUCTION = 32, 200  # relcli.retrieval.build_index defaults
 

@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 from relcli.artifacts import Artifact
+from relcli.device import Placement, placement
 from relcli.errors import UserError
-from relcli.records import Record
+from relcli.models import encoder_path, quiet_loading
+from relcli.records import Record, mark_entities
 
-EMBEDS = ("sentence", "marked", "classifier")
+SENTENCE_MODES = ("sentence", "marked")
+EMBEDS = (*SENTENCE_MODES, "classifier")
 
 
 class Embedder(Protocol):
@@ -44,8 +47,6 @@ def open_embedder(spec: Mapping[str, Any], device: str | None = None, dtype: str
     model: a classifier folder embeds with its classifier, any other model sentences) or an index's
     metadata, whose ``head_sha256`` must still match its classifier. ``param`` names where the model
     came from, for errors."""
-    from relcli.device import placement
-
     place = placement(device, dtype)  # a bad device or dtype fails here, before any work
     device, dtype = place.device, place.dtype
     model, embed = spec["model"], spec.get("embed")
@@ -81,8 +82,6 @@ class SentenceEmbedder:
 
     @functools.cached_property
     def transformer(self):
-        from relcli.retrieval import load_embedder
-
         return load_embedder(self.model, self.device, self.dtype, param=self.param)
 
     @property
@@ -90,8 +89,6 @@ class SentenceEmbedder:
         return self.transformer.get_embedding_dimension()
 
     def encode(self, records: list[Record], batch_size: int = 256):
-        from relcli.retrieval import embed_text, encode_texts
-
         return encode_texts(self.transformer, [embed_text(r, self.mode) for r in records], batch_size)
 
     def describe(self) -> dict[str, Any]:
@@ -128,3 +125,48 @@ class ClassifierEmbedder:
 
     def describe(self) -> dict[str, Any]:
         return {"model": str(self.folder), "embed": "classifier", "head_sha256": self.head_sha256}
+
+
+def embed_text(record: Record, mode: str) -> str:
+    """The string embedded for a record: its text, or (``marked``) its text with the pair marked.
+
+    Markers are inserted at the span offsets, so nested or adjacent spans stay well formed.
+    """
+    if mode == "sentence":
+        return record["text"]
+    if mode != "marked":
+        raise UserError(f"unknown embed mode {mode!r} (choose from {', '.join(SENTENCE_MODES)})", param="embed")
+    if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
+        raise UserError(f"record {record.get('id')!r}: embedding the marked pair needs head and tail spans")
+    return mark_entities(record, ("[E1]", "[/E1]"), ("[E2]", "[/E2]"))
+
+
+def load_embedder(model: str = "minilm", device: str | None = None, dtype: str | None = None, param: str = "model"):
+    """A SentenceTransformer on the probe's device and dtype (relcli.device): ``minilm`` is the
+    packaged all-MiniLM-L6-v2, else an id or path. ``param`` names where the model name came from."""
+    place = placement(device, dtype)
+    try:
+        return _embedder(model, place)
+    except UserError as exc:
+        exc.param = param
+        raise
+
+
+@functools.lru_cache(maxsize=2)
+def _embedder(model: str, place: Placement):
+    from sentence_transformers import SentenceTransformer
+
+    path = encoder_path(model)
+    try:
+        with quiet_loading():
+            return SentenceTransformer(path, device=place.device, model_kwargs={"dtype": place.torch_dtype})
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load embedding model {model!r}: {reason}") from None
+
+
+def encode_texts(embedder, texts: list[str], batch_size: int = 256):
+    """Unit-length float32 embeddings, one row per text."""
+    return embedder.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )

@@ -11,7 +11,6 @@ torch and sentence-transformers are imported only when an embedder is loaded.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import shutil
 from pathlib import Path
@@ -20,17 +19,14 @@ from typing import Any, Callable, Iterable
 import orjson
 
 from relcli import __version__
-from relcli.device import Placement, placement
 from relcli.embedders import EMBEDS, Embedder, open_embedder
 from relcli.errors import UserError
-from relcli.models import encoder_path, quiet_loading
-from relcli.records import Record, chunks, dumps, mark_entities
+from relcli.records import Record, chunks, dumps
 from relcli.streams import replacing_dir
 
 INDEX_FILE = "index.hnsw"
 RECORDS_FILE = "records.jsonl"
 META_FILE = "index.json"
-EMBED_MODES = ("sentence", "marked")
 KEPT_FIELDS = ("id", "text", "head", "tail", "relation", "triplets")
 # The lowest hnswlib search breadth; recall@5 on SemEval train is >= 0.99 with it (bench/).
 MIN_EF = 100
@@ -40,51 +36,6 @@ GUARD_MARGIN = 8
 FIRST_CAPACITY = 10_000
 
 Neighbours = list[tuple[Record, float]]
-
-
-def embed_text(record: Record, mode: str) -> str:
-    """The string embedded for a record: its text, or (``marked``) its text with the pair marked.
-
-    Markers are inserted at the span offsets, so nested or adjacent spans stay well formed.
-    """
-    if mode == "sentence":
-        return record["text"]
-    if mode != "marked":
-        raise UserError(f"unknown embed mode {mode!r} (choose from {', '.join(EMBED_MODES)})", param="embed")
-    if not isinstance(record.get("head"), dict) or not isinstance(record.get("tail"), dict):
-        raise UserError(f"record {record.get('id')!r}: embedding the marked pair needs head and tail spans")
-    return mark_entities(record, ("[E1]", "[/E1]"), ("[E2]", "[/E2]"))
-
-
-def load_embedder(model: str = "minilm", device: str | None = None, dtype: str | None = None, param: str = "model"):
-    """A SentenceTransformer on the probe's device and dtype (relcli.device): ``minilm`` is the
-    packaged all-MiniLM-L6-v2, else an id or path. ``param`` names where the model name came from."""
-    place = placement(device, dtype)
-    try:
-        return _embedder(model, place)
-    except UserError as exc:
-        exc.param = exc.param or param
-        raise
-
-
-@functools.lru_cache(maxsize=2)
-def _embedder(model: str, place: Placement):
-    from sentence_transformers import SentenceTransformer
-
-    path = encoder_path(model)
-    try:
-        with quiet_loading():
-            return SentenceTransformer(path, device=place.device, model_kwargs={"dtype": place.torch_dtype})
-    except (OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load embedding model {model!r}: {reason}") from None
-
-
-def encode_texts(embedder, texts: list[str], batch_size: int = 256):
-    """Unit-length float32 embeddings, one row per text."""
-    return embedder.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
 
 
 # What index.json must hold, and of which type.

@@ -10,7 +10,8 @@ import pytest
 
 from relcli.errors import UserError
 from relcli.records import make_span
-from relcli.retrieval import GUARD_MARGIN, Index, build_index, embed_text, knn_vote, read_meta
+from relcli.embedders import embed_text
+from relcli.retrieval import GUARD_MARGIN, Index, build_index, knn_vote, read_meta
 from tiny_embedder import make_tiny_embedder
 
 
