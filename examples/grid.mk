@@ -1,6 +1,6 @@
 # The paper's experiment grid, shared by the dataset Makefiles (examples/*/Makefile). The including
 # Makefile defines how $(OUT)/train.jsonl, $(OUT)/dev.jsonl and $(OUT)/test.jsonl are made, and
-# sets LABELS (a builtin inventory) and SCHEME (the scorer). File targets: `make` reruns only what
+# sets LABELS (a builtin inventory) and SCHEME (the scorer), and may add rows of its own (EXTRA_ROWS). File targets: `make` reruns only what
 # changed.
 
 OUT     ?= out
@@ -18,7 +18,7 @@ EXTRACT_BATCH ?= 32
 CLASSIFIER ?= minilm
 CLASSIFIER_ARGS ?= --epochs 8 --lr 1e-4 --head-lr 1e-3 --pooling cls+entity
 
-ROWS = zs-simple zs-rag ft ft-rag knn classifier
+ROWS = zs-simple zs-rag ft ft-rag knn classifier $(EXTRA_ROWS)
 .PHONY: all table data index $(ROWS) clean
 .DELETE_ON_ERROR:
 SHELL := /bin/bash

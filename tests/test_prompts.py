@@ -181,11 +181,13 @@ def test_definitions_template_lists_the_schema_and_records_its_text(tmp_path):
     text = with_definitions(BUILTIN["definitions"], schema)
     assert "{relation_definitions}" not in text and "{sentence}" in text
     prompt = render(text, S1, schema.labels)
-    assert prompt.startswith(FIGURE_3.split("Relation types:")[0].format(sentence=S1["text"], head="configuration", tail="elements"))
-    assert ("Relation types: Cause-Effect(e2,e1), Component-Whole(e2,e1), Other\nRelation definitions:\n"
-            "Cause-Effect(e2,e1): the {tail} causes the head (head: event)\n"  # braces of a description stay text
-            "Component-Whole(e2,e1): the tail is a part of the head\n"
-            "Other: none of the relations above holds between head and tail\n\noutput format: relation_type") in prompt
+    question, query = FIGURE_3.split("\n\nQuery Sentence:")
+    assert prompt.startswith(question + "\n\nRelation definitions:\n"
+                             "Cause-Effect(e2,e1): the {tail} causes the head (head: event)\n"  # braces of a description stay text
+                             "Component-Whole(e2,e1): the tail is a part of the head\n"
+                             "Other: none of the relations above holds between head and tail\n\nQuery Sentence:")
+    fields = dict(sentence=S1["text"], head="configuration", tail="elements", relation_list="Cause-Effect(e2,e1), Component-Whole(e2,e1), Other")
+    assert prompt.endswith(("Query Sentence:" + query).format(**fields))
     path = tmp_path / "schema.json"
     path.write_text(json.dumps({"negative": "Other", "relations": {"Component-Whole(e2,e1)": "part of"}}))
     out = list(prompt_stream([S1], template="definitions", schema=path))
