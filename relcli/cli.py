@@ -272,7 +272,8 @@ PREDICTOR_OPTIONS = ("task", "template", "labels", "schema", "negative_margin", 
 
 @command
 def extract(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Adapter or classifier DIR from finetune, smollm2-135m, a hub id or a local folder."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Adapter or classifier DIR from finetune, smollm2-135m, a hub id or a local folder; "
+                                              "given twice or more, an ensemble averaging the models' label probabilities."),
     input: Optional[Path] = InputOpt,
     output: Optional[Path] = OutputOpt,
     template: Optional[str] = typer.Option(None, "--template", "-t", help="For a base model: simple (default), rag, compact or a FILE."),
@@ -319,7 +320,10 @@ def extract(
         relcli extract -m ./triplet-adapter -i conll04-dev.jsonl | relcli score --scheme triplets
 
         relcli extract -m ./classifier --schema schema.json --negative-margin 0.3 -i dev.pairs.jsonl | relcli score
+
+        relcli extract -m ./classifier -m ./adapter -i test.jsonl -o ensemble.jsonl
     """
+    from relcli.ensemble import open_ensemble
     from relcli.predictors import open_predictor
     from relcli.streams import Run, progress
 
@@ -328,7 +332,8 @@ def extract(
     if shard is not None and (input is None or str(input) == "-"):
         raise UserError("--shard needs -i FILE (the input must be countable)")
     run = Run(input, output, resume=resume, shard=shard)
-    predictor = open_predictor(model, **{name: value for name, value in locals().items() if name in PREDICTOR_OPTIONS})
+    options = {name: value for name, value in locals().items() if name in PREDICTOR_OPTIONS}
+    predictor = open_ensemble(model, **options) if model and len(model) > 1 else open_predictor(model[0] if model else None, **options)
     skipped = SkipReport() if skip_invalid else None
     with open_input(input) as stream, run.writer() as write:
         for record in progress(predictor.predict(run.select(read_jsonl(stream, skipped=skipped))), "extracting", total=run.total):

@@ -7,6 +7,9 @@
   forward per branching point of the trie rather than one per label token.
 - ``trie_processor`` / ``trie_stop``: the same walk inside transformers' ``generate`` (used for
   encoder-decoder models).
+- ``label_log_probs`` (decoder-only models): every label's log-probability after a prompt, for
+  ``--explain``, a negative margin and ensembles; the prompt is run once and its cache shared by
+  one row per label.
 The constraints on triplet generations (relation slot, copied entities) are in relcli.slots.
 
 Both pick, at every branching point, the allowed token with the highest logit, so they choose the
@@ -198,3 +201,34 @@ def trie_decode(model, prompts: Sequence[Sequence[int]], trie: LabelTrie, pad_id
 
 def _finished(trie: LabelTrie, ids: list[int], early_stop: bool, labels: frozenset[str] | None = None) -> bool:
     return ids[-1] == trie.end_id or (early_stop and trie.decides(tuple(ids), labels) is not None)
+
+
+def label_log_probs(model, prompt: Sequence[int], labels: Sequence[Sequence[int]]) -> list[float]:
+    """The log-probability of each label's token ids (its end token included) after ``prompt``,
+    with a decoder-only model: one forward over the prompt, then one over every label at once
+    reading the prompt's key/value cache (one row per label)."""
+    import torch
+
+    device = model.device
+    with torch.inference_mode(), cpu_grouped_attention(device):
+        out = model(input_ids=torch.tensor([list(prompt)], device=device), use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        totals = [float(first[label[0]]) for label in labels]
+        # Each label without its last token, right-padded: its position j predicts its token j + 1.
+        fed = [list(label[:-1]) for label in labels]
+        width = max(map(len, fed))
+        if not width:
+            return totals
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(len(labels))
+        ids = torch.tensor([f + [0] * (width - len(f)) for f in fed], device=device)
+        own = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in fed], device=device)
+        mask = torch.cat([torch.ones(len(labels), len(prompt), dtype=own.dtype, device=device), own], dim=1)
+        positions = len(prompt) + torch.arange(width, device=device).expand(len(labels), -1)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                       use_cache=True, logits_to_keep=0).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        for row, label in enumerate(labels):
+            rest = torch.tensor(list(label[1:]), device=device)
+            totals[row] += float(logp[row, torch.arange(len(rest), device=device), rest].sum())
+    return totals

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
 from relcli.calibration import decide
-from relcli.decoding import LabelTrie, trie_decode, trie_processor, trie_stop
+from relcli.decoding import LabelTrie, label_log_probs, trie_decode, trie_processor, trie_stop
 from relcli.errors import UserError
 from relcli.labels import negative_label
 from relcli.models import LoadedModel, check_fits
@@ -80,6 +80,7 @@ class Generator:
     negative: str | None = None
     schema: Schema | None = None  # restricts each record to the labels whose types fit its pair
     negative_margin: float | None = None  # choose labels by score, the negative's raised by this
+    by_scores: bool = False  # choose labels by score without a margin (ensemble members)
     stats: ExtractStats = field(default_factory=ExtractStats)
 
     def __post_init__(self):
@@ -151,7 +152,7 @@ class Generator:
         """Predictions for one batch, in the order given."""
         texts = self.inputs(records, examples or [()] * len(records))
         allowed = self.allowed(records)
-        if self.negative_margin is not None:
+        if self.negative_margin is not None or self.by_scores:
             return self._predict_by_scores(records, texts, allowed)
         tokenizer = self.loaded.tokenizer
         results = []
@@ -186,7 +187,7 @@ class Generator:
         results = []
         for row, (record, scores) in enumerate(zip(records, self.label_scores(texts))):
             scores = _only_allowed(scores, allowed[row] if allowed else None)
-            out = dict(record, predicted=decide(scores, self.negative, self.negative_margin))
+            out = dict(record, predicted=decide(scores, self.negative, self.negative_margin or 0.0))
             if self.explain:
                 out["explain"] = {"label_scores": scores, "negative_margin": self.negative_margin}
             results.append(out)
@@ -194,9 +195,10 @@ class Generator:
         return results
 
     def label_scores(self, texts: list[str]) -> list[dict[str, float]]:
-        """Log-probability of every label (with its end token) after each input: one teacher-forced
-        pass over all (input, label) pairs. Costs a pass per label, so only for --explain and a
-        negative margin."""
+        """Log-probability of every label (with its end token) after each input, teacher-forced.
+        A decoder reads the input once and every label from its cache; an encoder-decoder runs one
+        row per label. Costs about a forward per label's tokens, so only for --explain, a negative
+        margin and ensembles."""
         import torch
 
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
@@ -210,21 +212,11 @@ class Generator:
                     [torch.tensor(ids) for ids, _ in label_ids], batch_first=True, padding_value=-100
                 )
                 with torch.inference_mode():
-                    logits = model(input_ids=enc, labels=dec).logits
-                targets = dec
+                    logp = torch.log_softmax(model(input_ids=enc, labels=dec).logits.float(), dim=-1)
+                picked = logp.gather(-1, dec.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (dec != -100)
+                totals = picked.sum(-1).tolist()
             else:
-                seqs = [torch.tensor(prompt + list(ids)) for ids, _ in label_ids]
-                ids = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=tokenizer.pad_token_id)
-                mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(s), dtype=torch.long) for s in seqs], batch_first=True)
-                with torch.inference_mode():
-                    logits = model(input_ids=ids, attention_mask=mask).logits
-                targets = torch.full_like(ids, -100)
-                for row, (label, _) in enumerate(label_ids):
-                    targets[row, len(prompt) : len(prompt) + len(label)] = torch.tensor(label)
-                logits, targets = logits[:, :-1], targets[:, 1:]
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (targets != -100)
-            totals = picked.sum(-1).tolist()
+                totals = label_log_probs(model, prompt, [ids for ids, _ in label_ids])
             scores.append({name: round(total, 4) for (_, name), total in zip(label_ids, totals)})
         return scores
 

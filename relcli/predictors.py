@@ -28,7 +28,8 @@ DECODES = ("constrained", "generate", "knn")
 EXPLICIT_NO = {"chat", "copy"}  # options whose False is a choice (--no-chat), not "not set"
 # The options each kind of predictor uses; anything else the caller set is refused.
 COMMON = {"batch_size", "explain", "device", "dtype"}
-PAIRS = COMMON | {"schema", "negative_margin"}  # the kinds that label a given pair
+# the kinds that label a given pair (by_scores: a generator scores every label; the others always can)
+PAIRS = COMMON | {"schema", "negative_margin", "by_scores"}
 APPLIES = {
     "knn": PAIRS | {"index", "k", "decode"},
     "classifier": PAIRS,
@@ -52,7 +53,8 @@ def open_predictor(model: str | None, **options: Any) -> Predictor:
     Options: task (rc | triplets), template, labels, schema (a file or a Schema), negative_margin,
     decode, index, k, batch_size, max_new_tokens, chat, device, dtype, quantize, explain, style,
     shots, shots_from, trust_remote_code, and for triplets copy (entities copied from the text;
-    default yes), window and stride (characters).
+    default yes), window and stride (characters); by_scores (a generator picks the best-scoring
+    label instead of decoding: what an ensemble member does).
     """
     from relcli.models import resolve
     from relcli.schema import inventory
@@ -177,6 +179,8 @@ class PairWindows:
 
 
 class ClassifierPredictor:
+    scores = "probabilities"  # what explain.label_scores holds
+
     def __init__(self, ref, batch_size: int, explain: bool, device: str | None, dtype: str | None, schema=None,
                  negative_margin: float | None = None):
         from relcli.classifier import load_classifier
@@ -184,6 +188,7 @@ class ClassifierPredictor:
         if schema is not None:
             schema.check_within(ref.artifact.labels, "the classifier")
         self.classifier = load_classifier(ref.path, device=device, dtype=dtype, artifact=ref.artifact)
+        self.labels = self.classifier.labels
         self.batch_size, self.explain, self.schema, self.margin = batch_size, explain, schema, negative_margin
         self.pairs = PairWindows(batch_size * 16)
 
@@ -210,6 +215,8 @@ def _chat(given: dict, loaded) -> bool:
 class GeneratorPredictor:
     """Relation classification with a generator: a template, a label inventory, a decoding."""
 
+    scores = "log-probabilities"  # what explain.label_scores holds
+
     def __init__(self, loaded, given: dict):
         from relcli.extract import Generator
         from relcli.prompts import load_template, needs_examples, with_definitions
@@ -231,7 +238,9 @@ class GeneratorPredictor:
         self.generator = Generator(
             loaded, text, _labels(given, artifact), chat=_chat(given, loaded), decode=given.get("decode", "constrained"),
             batch_size=given.get("batch_size", 16), max_new_tokens=given.get("max_new_tokens", 30),
-            explain=bool(given.get("explain")), schema=given.get("schema"), negative_margin=given.get("negative_margin"))
+            explain=bool(given.get("explain")), schema=given.get("schema"), negative_margin=given.get("negative_margin"),
+            by_scores=bool(given.get("by_scores")))
+        self.labels = self.generator.labels
 
     def predict(self, records: Iterable[Record]) -> Iterator[Record]:
         return self.pairs.predict(records, lambda cropped: self.generator.predict(cropped, self.examples_for))

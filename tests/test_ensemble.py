@@ -1,0 +1,123 @@
+"""Ensembles (`extract -m A -m B`): the averaging rule on stand-in members, then a tiny classifier and
+a tiny adapter trained on the same records, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import RECORDS, write_jsonl
+from relcli.ensemble import EnsemblePredictor, probabilities
+from relcli.labels import SEMEVAL
+
+torch = pytest.importorskip("torch")
+runner = CliRunner()
+
+
+class Member:
+    """Stands in for a predictor: fixed label scores per record id."""
+
+    def __init__(self, scores: dict[str, dict[str, float]], kind: str, labels=("A", "B", "Other")):
+        self.table, self.scores, self.labels = scores, kind, list(labels)
+
+    def predict(self, records):
+        for r in records:
+            yield dict(r, predicted="?", explain={"label_scores": self.table[r["id"]]})
+
+    def summary(self):
+        return [f"{self.scores} member done"]
+
+
+def test_log_probabilities_become_a_distribution_and_probabilities_stay():
+    p = probabilities({"A": math.log(0.2), "B": math.log(0.6), "Other": math.log(0.2)}, "log-probabilities")
+    assert p == pytest.approx({"A": 0.2, "B": 0.6, "Other": 0.2})
+    assert probabilities({"A": -2000.0, "B": -2001.0}, "log-probabilities")["A"] == pytest.approx(1 / (1 + math.exp(-1)))
+    assert probabilities({"A": 0.3, "B": 0.7}, "probabilities") == {"A": 0.3, "B": 0.7}
+
+
+def test_the_mean_decides_where_members_disagree_and_the_margin_favours_the_negative():
+    records = [{"id": "x"}, {"id": "y"}]
+    classifier = Member({"x": {"A": 0.55, "B": 0.05, "Other": 0.4}, "y": {"A": 0.1, "B": 0.3, "Other": 0.6}}, "probabilities")
+    generator = Member({"x": {"A": math.log(0.1), "B": math.log(0.1), "Other": math.log(0.8)},
+                        "y": {"A": math.log(0.05), "B": math.log(0.9), "Other": math.log(0.05)}}, "log-probabilities")
+    out = list(EnsemblePredictor([classifier, generator], "Other", None, True, 4).predict(records))
+    assert [r["predicted"] for r in out] == ["Other", "B"]  # x: A .325 vs Other .6; y: B .6 vs Other .325
+    assert out[1]["explain"]["label_scores"] == pytest.approx({"A": 0.075, "B": 0.6, "Other": 0.325})
+    assert [m["predicted"] for m in out[0]["explain"]["members"]] == ["A", "Other"]
+    cautious = EnsemblePredictor([classifier, generator], "Other", 0.3, False, 4)
+    assert [r["predicted"] for r in cautious.predict(records)] == ["Other", "Other"] and "explain" not in next(cautious.predict(records))
+    # a label one member's schema mask left out counts 0 for it
+    masked = Member({"x": {"B": 0.9, "Other": 0.1}, "y": {"B": 0.9, "Other": 0.1}}, "probabilities")
+    assert [r["predicted"] for r in EnsemblePredictor([classifier, masked], None, None, False, 4).predict(records)] == ["B", "B"]
+    assert cautious.summary() == ["probabilities member done", "log-probabilities member done"]
+
+
+@pytest.fixture(scope="module")
+def semeval_classifier(tmp_path_factory):
+    from relcli.classifier import train_classifier
+    from tiny_embedder import make_tiny_bert
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ensemble")
+    base = make_tiny_bert(root / "bert", initializer_range=0.02)
+    train_classifier(RECORDS, str(base), root / "clf", labels=SEMEVAL, pooling="entity-start", epochs=60, lr=3e-3,
+                     batch_size=4, warmup_ratio=0.0, dropout=0.0, dtype="float32", device="cpu")
+    return str(root / "clf")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(semeval_classifier):
+    from pathlib import Path
+
+    return str(Path(semeval_classifier).parent / "bert")
+
+
+def test_a_classifier_and_an_adapter_through_the_cli(semeval_classifier, tiny_adapter, tmp_path):
+    data = write_jsonl(tmp_path / "in.jsonl", RECORDS)
+    out = tmp_path / "ensemble.jsonl"
+    done = runner.invoke(app(), ["extract", "-m", semeval_classifier, "-m", tiny_adapter, "-i", str(data), "-o", str(out),
+                                 "--explain", "--dtype", "float32", "--batch-size", "3"])
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in RECORDS]
+    for row in rows:
+        members = row["explain"]["members"]
+        assert len(members) == 2 and all(sum(m["label_scores"].values()) == pytest.approx(1, abs=1e-4) for m in members)
+        mean = row["explain"]["label_scores"]
+        assert set(mean) == set(SEMEVAL) and row["predicted"] == max(mean, key=mean.__getitem__)
+        for label in SEMEVAL:
+            assert mean[label] == pytest.approx(sum(m["label_scores"][label] for m in members) / 2, abs=1e-5)
+    # both members learnt these records, and so did their mean
+    assert [r["predicted"] for r in rows] == [r["relation"] for r in RECORDS]
+    assert all(m["predicted"] == r["relation"] for row, r in zip(rows, RECORDS) for m in row["explain"]["members"])
+
+
+def test_what_an_ensemble_refuses(semeval_classifier, tiny_bert, tiny_adapter, tmp_path):
+    from test_cli_safety import one_error
+
+    from relcli.classifier import train_classifier
+
+    data = str(write_jsonl(tmp_path / "in.jsonl", RECORDS[:2]))
+    out = tmp_path / "out.jsonl"
+    out.write_text("kept\n")
+
+    def run(*models, extra=()):
+        return runner.invoke(app(), ["extract", *[a for m in models for a in ("-m", m)], "-i", data, "-o", str(out), *extra])
+
+    one_error(run(semeval_classifier, tiny_adapter, extra=("--index", str(tmp_path))), "index do(es) not apply to an ensemble of several models")
+    one_error(run(semeval_classifier, tiny_adapter, extra=("-t", "simple")), "template do(es) not apply to an ensemble")
+    one_error(run(semeval_classifier, tiny_adapter, extra=("--schema", str(tmp_path / "none.json"))), "--schema: ")
+    two = tmp_path / "two-labels"
+    train_classifier(RECORDS[:2], tiny_bert, two, labels=["Component-Whole(e2,e1)", "Other"], epochs=1,
+                     batch_size=2, dtype="float32", device="cpu")
+    one_error(run(semeval_classifier, str(two)), "labels another inventory than")
+    assert out.read_text() == "kept\n"
+
+
+def app():
+    from relcli.cli import app
+
+    return app
