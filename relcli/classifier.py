@@ -142,12 +142,18 @@ def train_classifier(
     dtype: str | None = None,
     device: str | None = None,
     eval_records: list[Record] | None = None,
+    soft_targets: list[dict[str, float]] | None = None,
+    distill_weight: float = 0.5,
+    teacher: str | None = None,
     on_log: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune an encoder + head on labelled RC records and save it to ``out_dir``.
 
     ``head_lr`` (default ``lr``) is the head's learning rate; the schedule is linear warmup over
-    ``warmup_ratio`` of the steps, then linear decay. ``on_log(step, total_steps, loss)`` is called
+    ``warmup_ratio`` of the steps, then linear decay. With ``soft_targets`` (a teacher's label
+    probabilities, one per record; ``teacher`` names it in relcli.json) the loss is
+    ``distill_weight`` x the cross-entropy against them plus the rest x the one against the gold
+    labels. ``on_log(step, total_steps, loss)`` is called
     after every optimizer step. Returns metrics: steps, the last epoch's mean loss, seconds, and
     with ``eval_records`` the accuracy on them after each epoch.
     """
@@ -158,6 +164,8 @@ def train_classifier(
     from relcli.models import encoder_path
 
     check_replaceable(out_dir)
+    if soft_targets is not None:
+        soft_targets = [q for q, r in zip(soft_targets, records) if r.get("relation") is not None]
     records = [r for r in records if r.get("relation") is not None]
     if epochs != int(epochs) or epochs < 1:
         raise UserError(f"a classifier trains whole epochs (1 or more), not {epochs}", param="epochs")
@@ -196,6 +204,7 @@ def train_classifier(
     label_ids = {label: i for i, label in enumerate(labels)}
     train = encode_records(tokenizer, records, max_length, types)
     targets = [label_ids[r["relation"]] for r in records]
+    soft = _soft_matrix(soft_targets, labels) if soft_targets is not None else None
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total = steps_per_epoch * epochs
     warmup = int(total * warmup_ratio)
@@ -222,6 +231,9 @@ def train_classifier(
                 states = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 logits = head(states, positions)
             loss = torch.nn.functional.cross_entropy(logits.float(), gold)
+            if soft is not None:
+                distilled = -(soft[batch].to(dev) * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+                loss = distill_weight * distilled + (1 - distill_weight) * loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
             optimizer.step()
@@ -251,10 +263,28 @@ def train_classifier(
                 "dtype": place.dtype, "device": place.device, "examples": len(records), "data_sha256": data_hash(records),
                 "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "final_train_loss": epoch_loss}
+    if soft is not None:
+        training.update(teacher=teacher, distill_weight=distill_weight)
     artifact = Artifact(kind="classifier", base_model=base_model, labels=list(labels), training=training, encoder={
         "pooling": pooling, "typed_markers": typed_markers, "entity_types": entity_types, "max_length": max_length})
     _save(Path(out_dir), encoder, head, tokenizer, artifact)
     return metrics
+
+
+def _soft_matrix(soft_targets: list[dict[str, float]], labels: list[str]):
+    """The teacher's probabilities as a records x labels tensor in the student's label order."""
+    import torch
+
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({label for q in soft_targets for label, p in q.items() if p > 0 and label not in index})
+    if unknown:
+        raise UserError(f"the teacher labels {', '.join(unknown[:3])}, which the student's inventory lacks", param="teacher")
+    matrix = torch.zeros(len(soft_targets), len(labels))
+    for row, q in enumerate(soft_targets):
+        for label, p in q.items():
+            if label in index:
+                matrix[row, index[label]] = p
+    return matrix
 
 
 def _save(out: Path, encoder, head, tokenizer, artifact: Artifact) -> None:

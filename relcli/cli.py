@@ -236,6 +236,10 @@ def finetune(
     typed_markers: bool = typer.Option(False, "--typed-markers", help="Classifier: entity types inside the markers (<e1:PERSON>)."),
     head_lr: Optional[float] = typer.Option(None, "--head-lr", min=1e-12, help="Classifier: learning rate of the head (default: --lr)."),
     classifier_lora: bool = typer.Option(False, "--classifier-lora", help="Classifier: LoRA adapters instead of full fine-tuning."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Classifier: distil this model (adapter or classifier DIR): "
+                                          "its label probabilities on the training records are soft targets."),
+    distill_weight: Optional[float] = typer.Option(None, "--distill-weight", min=0.0, max=1.0,
+                                                   help="Classifier with --teacher: the soft targets' share of the loss (default 0.5; the rest on the gold labels)."),
     skip_invalid: bool = SkipOpt,
 ):
     """LoRA / QLoRA fine-tuning on prompt/completion JSONL (loss on the completion only), or an
@@ -246,6 +250,8 @@ def finetune(
         relcli prompts -t compact -l semeval -i train.jsonl | relcli finetune -m smollm2-135m -o adapter/ --epochs 1
 
         relcli finetune --method classifier -m minilm -l semeval -i train.jsonl -o classifier/ --epochs 8
+
+        relcli finetune --method classifier -m minilm --teacher adapter/ -i train.jsonl -o student/ --epochs 3
     """
     options = {name: value for name, value in locals().items()  # the options set (typer leaves the others None / False)
                if name not in ("model", "output", "input", "method", "skip_invalid") and value is not None and value is not False}

@@ -1,4 +1,4 @@
-"""Ensembles: several relation-classification models label the same records together.
+"""Label probabilities from several models: ensembles, and a teacher's soft targets.
 
 ``relcli extract -m A -m B`` opens every model as ``open_predictor`` would and has each one score
 the labels of every record: a classifier's ``label_scores`` are probabilities already, and a
@@ -7,6 +7,9 @@ greedily), turned into probabilities over the labels with a softmax. The ensembl
 members' probabilities (a label a member's schema mask left out counts 0 for that member) and
 takes the argmax, or with ``negative_margin`` the calibrated decision of relcli.calibration.
 The members must label the same inventory; options that do not apply to every member are refused.
+
+``teacher_probabilities`` runs one model the same way over training records: its probabilities
+are the soft targets a classifier student learns from (``finetune --method classifier --teacher``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,25 @@ def open_ensemble(models: list[str], **options: Any) -> "EnsemblePredictor":
         raise UserError("a negative margin needs a negative label in the inventory", param="negative_margin")
     return EnsemblePredictor(members, negative, given.get("negative_margin"), bool(given.get("explain")),
                              given.get("batch_size", 16))
+
+
+def teacher_probabilities(model: str, records: list[Record], **options: Any) -> tuple[list[str], list[dict[str, float]]]:
+    """The teacher's label inventory and its probabilities for each record (options: batch_size,
+    device, dtype)."""
+    from relcli.predictors import open_predictor
+    from relcli.streams import progress
+
+    try:
+        teacher = open_predictor(model, **options, explain=True, by_scores=True)
+    except UserError as error:
+        if error.param != "model":
+            raise
+        raise UserError(str(error), param="teacher") from None
+    if not hasattr(teacher, "labels"):
+        raise UserError(f"{model} does not label given pairs: a teacher is a classifier or a relation-classification "
+                        "generator", param="teacher")
+    scored = progress(teacher.predict(records), "teacher labelling", total=len(records))
+    return teacher.labels, [probabilities(out["explain"]["label_scores"], teacher.scores) for out in scored]
 
 
 def probabilities(scores: dict[str, float], kind: str) -> dict[str, float]:

@@ -121,3 +121,41 @@ def app():
     from relcli.cli import app
 
     return app
+
+
+def test_a_student_learns_the_teachers_labels_not_the_gold_ones(semeval_classifier, tiny_bert, tmp_path):
+    from relcli.classifier import load_classifier, train_classifier
+    from relcli.ensemble import teacher_probabilities
+
+    labels, soft = teacher_probabilities(semeval_classifier, RECORDS, dtype="float32", device="cpu")
+    assert labels == SEMEVAL and all(sum(q.values()) == pytest.approx(1, abs=1e-4) for q in soft)
+    # Gold labels rotated by one record: with the whole loss on the teacher's probabilities the
+    # student follows the teacher (which learnt the true labels).
+    rotated = [dict(r, relation=RECORDS[(i + 1) % len(RECORDS)]["relation"]) for i, r in enumerate(RECORDS)]
+    train_classifier(rotated, tiny_bert, tmp_path / "student", labels=labels, soft_targets=soft, distill_weight=1.0,
+                     teacher=semeval_classifier, pooling="entity-start", epochs=60, lr=3e-3, batch_size=4,
+                     warmup_ratio=0.0, dropout=0.0, dtype="float32", device="cpu")
+    student = load_classifier(tmp_path / "student", device="cpu", dtype="float32")
+    assert [r["predicted"] for r in student.predict(RECORDS)] == [r["relation"] for r in RECORDS]
+    training = json.loads((tmp_path / "student" / "relcli.json").read_text())["training"]
+    assert (training["teacher"], training["distill_weight"]) == (semeval_classifier, 1.0)
+
+
+def test_cli_distillation_and_its_refusals(semeval_classifier, tiny_bert, tiny_adapter, tmp_path):
+    from test_cli_safety import one_error
+
+    data = str(write_jsonl(tmp_path / "in.jsonl", RECORDS))
+    common = ["finetune", "--method", "classifier", "-m", tiny_bert, "-i", data, "--epochs", "1", "--dtype", "float32"]
+    done = runner.invoke(app(), [*common, "-o", str(tmp_path / "student"), "--teacher", tiny_adapter])
+    assert done.exit_code == 0, done.output
+    meta = json.loads((tmp_path / "student" / "relcli.json").read_text())
+    assert meta["labels"] == SEMEVAL and (meta["training"]["teacher"], meta["training"]["distill_weight"]) == (tiny_adapter, 0.5)
+    one_error(runner.invoke(app(), [*common, "-o", str(tmp_path / "x"), "--distill-weight", "0.3"]), "needs a --teacher")
+    one_error(runner.invoke(app(), [*common, "-o", str(tmp_path / "x"), "--teacher", str(tmp_path / "nothing")]), "--teacher")
+    fewer = tmp_path / "fewer.txt"
+    fewer.write_text("\n".join(label for label in SEMEVAL if label != "Entity-Origin(e1,e2)"))
+    one_error(runner.invoke(app(), [*common, "-o", str(tmp_path / "x"), "--teacher", semeval_classifier, "-l", str(fewer)]),
+              "--teacher: the teacher labels Entity-Origin(e1,e2), which the student's inventory lacks")
+    lora = ["finetune", "-m", tiny_adapter, "-i", data, "-o", str(tmp_path / "y"), "--teacher", semeval_classifier]
+    one_error(runner.invoke(app(), lora), "teacher do(es) not apply to the lora method")
+    assert not (tmp_path / "x").exists()
