@@ -1,5 +1,6 @@
 """The whole pipeline on real data with the packaged SmolLM2: convert SemEval, build compact
-prompts, fine-tune for 2 steps, extract with the adapter, score."""
+prompts, fine-tune for 2 steps, extract with the adapter, score; then distil the adapter into the
+packaged minilm classifier and extract with both as an ensemble."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ def test_semeval_convert_prompts_finetune_extract_score(tmp_path):
 
     report = json.loads(run("score", "-i", preds, "--format", "json").stdout)
     assert report["scheme"] == "semeval" and report["n"] == 6 and report["invalid"]["count"] == 0
+
+    student = tmp_path / "student"
+    run("finetune", "--method", "classifier", "-m", "minilm", "--teacher", adapter, "-i", few_train, "-o", student,
+        "--epochs", "1", "--batch-size", "4")
+    meta = json.loads((student / "relcli.json").read_text())
+    assert meta["labels"] == SEMEVAL and meta["training"]["teacher"] == str(adapter)
+    both = tmp_path / "ensemble.jsonl"
+    run("extract", "-m", student, "-m", adapter, "--explain", "-i", few_test, "-o", both)
+    rows = [json.loads(line) for line in both.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [g["id"] for g in gold] and all(len(r["explain"]["members"]) == 2 for r in rows)
+    assert json.loads(run("score", "-i", both, "--format", "json").stdout)["invalid"]["count"] == 0
