@@ -266,7 +266,7 @@ def finetune(
     eval_records = read_all(eval_file, "eval_file", **validate)
     with open_input(input) as stream, TrainingBar() as bar:
         message = train(method, model, output, read_jsonl(stream, skipped=skipped, **validate), options,
-                        eval_records=eval_records, on_log=bar.update)
+                        eval_records=eval_records, on_log=bar.update, track=bar.track)
     report_skipped(skipped)
     say(message)
 

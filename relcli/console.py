@@ -5,11 +5,14 @@ User text (records, labels, paths) is printed as plain text, never read as rich 
 
 from __future__ import annotations
 
+from typing import Iterable, Iterator, TypeVar
+
 from rich.console import Console
 from rich.text import Text
 
 from relcli.records import SkipReport
 
+T = TypeVar("T")
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)  # one message, one line, whatever the width
 
 
@@ -96,13 +99,15 @@ def calibration_table(result: dict) -> None:
 
 
 class TrainingBar:
-    """A rich progress bar for training steps, with the latest loss."""
+    """A rich progress bar for training steps, with the latest loss; ``track`` shows the work before
+    training (a teacher labelling the records) in the same display, as rich allows one at a time."""
 
-    def __init__(self):
+    def __init__(self, console: Console = stderr):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps {task.fields[loss]}"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=not stderr.is_terminal)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[unit]} {task.fields[loss]}"), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), console=console, disable=not console.is_terminal)
         self.task = None
 
     def __enter__(self):
@@ -114,8 +119,15 @@ class TrainingBar:
 
     def update(self, step: int, total: int, logs: dict) -> None:
         if self.task is None:
-            self.task = self.progress.add_task("train", total=total, loss="")
+            self.task = self.progress.add_task("training", total=total, unit="steps", loss="")
         fields = {"loss": f"loss {logs['loss']:.4f}"} if "loss" in logs else {}
         self.progress.update(self.task, completed=step, total=total, **fields)
         if "loss" in logs and not stderr.is_terminal:
             say(f"step {step}/{total} loss {logs['loss']:.4f}")
+
+    def track(self, items: Iterable[T], description: str, total: int) -> Iterator[T]:
+        task = self.progress.add_task(description, total=total, unit="records", loss="")
+        for item in items:
+            yield item
+            self.progress.advance(task)
+        self.progress.remove_task(task)

@@ -15,12 +15,13 @@ are the soft targets a classifier student learns from (``finetune --method class
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from relcli.errors import UserError, refuse
 from relcli.records import Record, chunks
 
 APPLIES = {"batch_size", "device", "dtype", "schema", "negative_margin", "explain"}
+Track = Callable[[Iterable[Record], str, int], Iterable[Record]]
 
 
 def open_ensemble(models: list[str], **options: Any) -> "EnsemblePredictor":
@@ -52,11 +53,11 @@ def open_ensemble(models: list[str], **options: Any) -> "EnsemblePredictor":
                              given.get("batch_size", 16))
 
 
-def teacher_probabilities(model: str, records: list[Record], **options: Any) -> tuple[list[str], list[dict[str, float]]]:
+def teacher_probabilities(model: str, records: list[Record], track: Track | None = None,
+                          **options: Any) -> tuple[list[str], list[dict[str, float]]]:
     """The teacher's label inventory and its probabilities for each record (options: batch_size,
-    device, dtype)."""
+    device, dtype); ``track(outputs, description, total)`` may wrap the outputs in a progress bar."""
     from relcli.predictors import open_predictor
-    from relcli.streams import progress
 
     try:
         teacher = open_predictor(model, **options, explain=True, by_scores=True)
@@ -67,7 +68,9 @@ def teacher_probabilities(model: str, records: list[Record], **options: Any) -> 
     if not hasattr(teacher, "labels"):
         raise UserError(f"{model} does not label given pairs: a teacher is a classifier or a relation-classification "
                         "generator", param="teacher")
-    scored = progress(teacher.predict(records), "teacher labelling", total=len(records))
+    scored = teacher.predict(records)
+    if track is not None:
+        scored = track(scored, "teacher labelling", len(records))
     return teacher.labels, [probabilities(out["explain"]["label_scores"], teacher.scores) for out in scored]
 
 

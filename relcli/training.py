@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from relcli.ensemble import Track
 from relcli.errors import UserError, refuse
 from relcli.records import Record
 
@@ -18,9 +19,11 @@ RUN_OPTIONS = ("limit", "template", "labels", "resume", "preset")
 
 
 def train(method: str, model: str, output: Path, records: Iterable[Record], options: dict[str, Any], *,
-          eval_records: list[Record] | None = None, on_log: Callable[[int, int, dict], None] | None = None) -> str:
+          eval_records: list[Record] | None = None, on_log: Callable[[int, int, dict], None] | None = None,
+          track: Track | None = None) -> str:
     """Train with ``method`` on ``records`` (prompt records for lora, RC records for classifier) and
-    write the folder ``output``; return a one-line summary. ``options`` holds only what was set."""
+    write the folder ``output``; return a one-line summary. ``options`` holds only what was set;
+    ``on_log`` follows the training steps, ``track`` a teacher's labelling (relcli.ensemble)."""
     if method not in METHODS:
         raise UserError(f"unknown method {method!r} ({', '.join(METHODS)})", param="method")
     limit = options.get("limit")
@@ -31,7 +34,7 @@ def train(method: str, model: str, output: Path, records: Iterable[Record], opti
         settings = {key: value for key, value in options.items() if key not in ("limit", "classifier_lora", "teacher")}
         data = list(records)[:limit]
         if "teacher" in options:
-            settings.update(_teacher_targets(options, data))
+            settings.update(_teacher_targets(options, data, track))
         elif "distill_weight" in options:
             raise UserError("a distillation weight needs a --teacher", param="distill_weight")
         summary = train_classifier(data, model, output, lora=bool(options.get("classifier_lora")),
@@ -51,11 +54,11 @@ def train(method: str, model: str, output: Path, records: Iterable[Record], opti
     return f"adapter written to {output} ({summary['steps']} steps, {summary['seconds']} s, train loss {summary['train_loss']:.4f})"
 
 
-def _teacher_targets(options: dict[str, Any], records: list[Record]) -> dict[str, Any]:
+def _teacher_targets(options: dict[str, Any], records: list[Record], track: Track | None) -> dict[str, Any]:
     """train_classifier's arguments for distilling options["teacher"]: its probabilities on the
     records (soft targets), and its labels as the student's unless --labels says otherwise."""
     from relcli.ensemble import teacher_probabilities
 
     placement = {key: options[key] for key in ("device", "dtype") if key in options}
-    labels, soft = teacher_probabilities(options["teacher"], records, **placement)
+    labels, soft = teacher_probabilities(options["teacher"], records, track, **placement)
     return {"labels": options.get("labels", labels), "soft_targets": soft, "teacher": options["teacher"]}

@@ -159,3 +159,17 @@ def test_cli_distillation_and_its_refusals(semeval_classifier, tiny_bert, tiny_a
     lora = ["finetune", "-m", tiny_adapter, "-i", data, "-o", str(tmp_path / "y"), "--teacher", semeval_classifier]
     one_error(runner.invoke(app(), lora), "teacher do(es) not apply to the lora method")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_training_bar_shows_the_teachers_labelling_in_its_own_display():
+    import io
+
+    from rich.console import Console
+
+    from relcli.console import TrainingBar
+
+    out = io.StringIO()
+    with TrainingBar(Console(file=out, force_terminal=True, width=100)) as bar:
+        assert list(bar.track(iter(range(5)), "teacher labelling", 5)) == list(range(5))
+        bar.update(1, 2, {"loss": 0.5})
+    assert "teacher labelling" in out.getvalue() and "loss 0.5000" in out.getvalue()
