@@ -8,7 +8,7 @@
 #
 # Environment: RELCLI (default: python -m relcli), DATA (default: the shared brat sample),
 # NEG_RATIO (training negatives per relation, default 1), EPOCHS (classifier, default 2),
-# GEN_TRAIN_N (training pairs of the generator, a seeded sample, default 2000), GEN_TEST_DOCS
+# GEN_TRAIN_N (training pairs of the generator, a seeded sample, default 1500), GEN_TEST_DOCS
 # (held-out documents the generator labels, default 2, 2730 pairs: it labels a few pairs/s on 2 CPU cores).
 set -euo pipefail
 OUT=${1:-brat-out}
@@ -16,7 +16,7 @@ RELCLI=${RELCLI:-python -m relcli}
 DATA=$(cd "${DATA:-$(dirname "$0")/../../../shared/data/annotations/brat/mspt_materials_synthesis}" && pwd)
 NEG_RATIO=${NEG_RATIO:-1}
 EPOCHS=${EPOCHS:-2}
-GEN_TRAIN_N=${GEN_TRAIN_N:-2000}
+GEN_TRAIN_N=${GEN_TRAIN_N:-1500}
 GEN_TEST_DOCS=${GEN_TEST_DOCS:-2}
 mkdir -p "$OUT"
 cd "$OUT"
