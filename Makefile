@@ -46,6 +46,7 @@ demo: install
 # add a fine-tuned adapter / an index of SemEval train with BENCH_ADAPTER=DIR / BENCH_INDEX=DIR.
 BENCH_RECORDS  ?=
 BENCH_ABLATION ?=
+BENCH_INDEX_REPEATS ?=
 BENCH_REPEATS  ?= 3
 BENCH_STEPS    ?= 8
 BENCH_SCALE    ?= 100000
@@ -54,7 +55,7 @@ BENCH_ADAPTER  ?=
 BENCH_INDEX    ?=
 bench: install
 	$(BIN)/python bench/run_all.py --data $(abspath $(DATA)) $(if $(BENCH_RECORDS),--records $(BENCH_RECORDS)) \
-		$(if $(BENCH_ABLATION),--ablation-records $(BENCH_ABLATION)) --repeats $(BENCH_REPEATS) --steps $(BENCH_STEPS) \
+		$(if $(BENCH_ABLATION),--ablation-records $(BENCH_ABLATION)) $(if $(BENCH_INDEX_REPEATS),--index-repeats $(BENCH_INDEX_REPEATS)) --repeats $(BENCH_REPEATS) --steps $(BENCH_STEPS) \
 		--scale $(BENCH_SCALE) --large $(BENCH_LARGE) \
 		$(if $(BENCH_ADAPTER),--adapter $(BENCH_ADAPTER)) $(if $(BENCH_INDEX),--index $(BENCH_INDEX))
 

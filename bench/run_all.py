@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, help="SemEval test records of the extract comparison (default: 500 where "
                         "relcli computes in bf16 or fp16, 200 on the fp32 path, where the naive loop takes ~1.4 s per record)")
     parser.add_argument("--ablation-records", type=int, help="records of the extract ablation (default: 100, or 24 on the fp32 path)")
+    parser.add_argument("--index-repeats", type=int, help="timed repeats of the index bench (default: --repeats, or 1 on the fp32 path)")
     parser.add_argument("--adapter")
     parser.add_argument("--index")
     parser.add_argument("--steps", type=int, default=8)
@@ -78,7 +79,7 @@ def main() -> None:
     half = placement().half
     args.records = args.records if args.records is not None else (500 if half else 200)
     args.ablation_records = args.ablation_records if args.ablation_records is not None else (100 if half else 24)
-    index_repeats = args.repeats if half else 1
+    index_repeats = args.index_repeats or (args.repeats if half else 1)
     common = ["--data", str(args.data), "--results", str(args.results)] + (["--threads", str(args.threads)] if args.threads else [])
     extract = ["--records", str(args.records), "--ablation-records", str(args.ablation_records), "--repeats", str(args.repeats)]
     extract += ["--adapter", args.adapter] if args.adapter else []

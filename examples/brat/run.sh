@@ -18,6 +18,8 @@ NEG_RATIO=${NEG_RATIO:-1}
 EPOCHS=${EPOCHS:-2}
 GEN_TRAIN_N=${GEN_TRAIN_N:-1500}
 GEN_TEST_DOCS=${GEN_TEST_DOCS:-2}
+for name in EPOCHS GEN_TRAIN_N GEN_TEST_DOCS; do [[ ${!name} =~ ^[0-9]+$ ]] || { echo "error: $name must be a whole number, not '${!name}'" >&2; exit 2; }; done
+[[ $NEG_RATIO =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "error: NEG_RATIO must be a number, not '$NEG_RATIO'" >&2; exit 2; }
 mkdir -p "$OUT"
 cd "$OUT"
 step() { local name=$1; shift; local t0=$(date +%s.%N); "$@"; printf '%-28s %8.1f s\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" | tee -a times.txt; }

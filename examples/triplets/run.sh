@@ -20,6 +20,8 @@ EPOCHS_CONLL=${EPOCHS_CONLL:-3}
 STYLES=${STYLES:-json rebel}
 REBEL_TRAIN_N=${REBEL_TRAIN_N:-0}
 FEWSHOT_N=${FEWSHOT_N:-0}
+for name in REBEL_TRAIN_N FEWSHOT_N; do [[ ${!name} =~ ^[0-9]+$ ]] || { echo "error: $name must be a whole number, not '${!name}'" >&2; exit 2; }; done
+for name in EPOCHS_REBEL EPOCHS_CONLL; do [[ ${!name} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "error: $name must be a number, not '${!name}'" >&2; exit 2; }; done
 mkdir -p "$OUT"
 cd "$OUT"
 step() { local name=$1; shift; local t0=$(date +%s.%N); "$@"; printf '%-32s %8.1f s\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" | tee -a times.txt; }
