@@ -45,9 +45,11 @@ step convert-test $RELCLI convert brat "${TEST_DOCS[@]}" --pairs -o test.pairs.j
 step convert-test-gen $RELCLI convert brat "${TEST_DOCS[@]:0:$GEN_TEST_DOCS}" --pairs -o test-gen.pairs.jsonl
 step schema $RELCLI schema -i train.pairs.jsonl -o schema.json
 
-# Encoder classifier (entity markers) on the training pairs.
+# Encoder classifier (entity markers) on the training pairs; on the test pairs as it is and with
+# the type mask of the schema inferred from the training pairs.
 step finetune-clf $RELCLI finetune --method classifier -m minilm -i train.pairs.jsonl -o clf --epochs "$EPOCHS"
 step extract-clf $RELCLI extract -m clf -i test.pairs.jsonl -o test.clf.jsonl
+step extract-clf-schema $RELCLI extract -m clf --schema schema.json -i test.pairs.jsonl -o test.clf-schema.jsonl
 step extract-clf-gen $RELCLI extract -m clf -i test-gen.pairs.jsonl -o test-gen.clf.jsonl
 
 # Generator: smollm2-135m with LoRA on compact prompts of a seeded sample of the training pairs;
@@ -60,6 +62,7 @@ step extract-gen $RELCLI extract -m gen -i test-gen.pairs.jsonl -o test-gen.gen.
 {
   echo "held-out documents: ${#TEST_DOCS[@]} ($(wc -l < test.pairs.jsonl) pairs); the generator's subset: $GEN_TEST_DOCS documents"
   echo "classifier, all held-out pairs:      $(prf test.clf.jsonl)"
+  echo "  + the inferred schema's type mask:  $(prf test.clf-schema.jsonl)"
   echo "classifier, the generator's subset:  $(prf test-gen.clf.jsonl)"
   echo "generator, the generator's subset:   $(prf test-gen.gen.jsonl)"
 } | tee results.txt
