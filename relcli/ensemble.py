@@ -27,8 +27,6 @@ Track = Callable[[Iterable[Record], str, int], Iterable[Record]]
 def open_ensemble(models: list[str], **options: Any) -> "EnsemblePredictor":
     """An ensemble of ``models`` (two or more) under the common options (None: not set)."""
     from relcli.labels import negative_label
-    from relcli.models import resolve
-    from relcli.predictors import open_predictor
     from relcli.schema import inventory
 
     given = {name: value for name, value in options.items() if value is not None and value is not False}
@@ -37,11 +35,7 @@ def open_ensemble(models: list[str], **options: Any) -> "EnsemblePredictor":
     common = {name: given.get(name) for name in ("batch_size", "device", "dtype")}
     members = []
     for model in models:
-        artifact = resolve(model).artifact
-        if artifact is not None and artifact.task == "triplets":
-            raise UserError(f"{model} extracts triplets: an ensemble combines relation classifiers and "
-                            "relation-classification generators", param="model")
-        member = open_predictor(model, **common, schema=schema, explain=True, by_scores=True)
+        member = open_scorer(model, "model", **common, schema=schema)
         if members and member.labels != members[0].labels:
             raise UserError(f"{model} labels another inventory than {models[0]}: ensemble members must share "
                             "their labels (in the same order)", param="model")
@@ -57,21 +51,29 @@ def teacher_probabilities(model: str, records: list[Record], track: Track | None
                           **options: Any) -> tuple[list[str], list[dict[str, float]]]:
     """The teacher's label inventory and its probabilities for each record (options: batch_size,
     device, dtype); ``track(outputs, description, total)`` may wrap the outputs in a progress bar."""
-    from relcli.predictors import open_predictor
-
-    try:
-        teacher = open_predictor(model, **options, explain=True, by_scores=True)
-    except UserError as error:
-        if error.param != "model":
-            raise
-        raise UserError(str(error), param="teacher") from None
-    if not hasattr(teacher, "labels"):
-        raise UserError(f"{model} does not label given pairs: a teacher is a classifier or a relation-classification "
-                        "generator", param="teacher")
+    teacher = open_scorer(model, "teacher", **options)
     scored = teacher.predict(records)
     if track is not None:
         scored = track(scored, "teacher labelling", len(records))
     return teacher.labels, [probabilities(out["explain"]["label_scores"], teacher.scores) for out in scored]
+
+
+def open_scorer(model: str, param: str, **options: Any):
+    """``model`` opened to score every label of each record (``explain.label_scores``); errors about
+    the model itself name ``param``, the option that gave it."""
+    from relcli.models import resolve
+    from relcli.predictors import open_predictor
+
+    try:
+        artifact = resolve(model).artifact
+        if artifact is not None and artifact.task == "triplets":
+            raise UserError(f"{model} extracts triplets: label probabilities come from relation classifiers and "
+                            "relation-classification generators", param="model")
+        return open_predictor(model, **options, explain=True, by_scores=True)
+    except UserError as error:
+        if error.param != "model":
+            raise
+        raise UserError(str(error), param=param) from None
 
 
 def probabilities(scores: dict[str, float], kind: str) -> dict[str, float]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -70,8 +72,6 @@ def semeval_classifier(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_bert(semeval_classifier):
-    from pathlib import Path
-
     return str(Path(semeval_classifier).parent / "bert")
 
 
@@ -95,6 +95,14 @@ def test_a_classifier_and_an_adapter_through_the_cli(semeval_classifier, tiny_ad
     assert all(m["predicted"] == r["relation"] for row, r in zip(rows, RECORDS) for m in row["explain"]["members"])
 
 
+def triplet_copy(adapter: str, tmp_path) -> str:
+    """The adapter's folder, copied and described as a triplet generator."""
+    folder = Path(shutil.copytree(adapter, tmp_path / "triplets", dirs_exist_ok=True))
+    meta = json.loads((folder / "relcli.json").read_text())
+    (folder / "relcli.json").write_text(json.dumps({**meta, "task": "triplets", "style": "json"}))
+    return str(folder)
+
+
 def test_what_an_ensemble_refuses(semeval_classifier, tiny_bert, tiny_adapter, tmp_path):
     from test_cli_safety import one_error
 
@@ -114,6 +122,8 @@ def test_what_an_ensemble_refuses(semeval_classifier, tiny_bert, tiny_adapter, t
     train_classifier(RECORDS[:2], tiny_bert, two, labels=["Component-Whole(e2,e1)", "Other"], epochs=1,
                      batch_size=2, dtype="float32", device="cpu")
     one_error(run(semeval_classifier, str(two)), "labels another inventory than")
+    one_error(run(semeval_classifier, triplet_copy(tiny_adapter, tmp_path)), "--model: ")
+    one_error(run(semeval_classifier, triplet_copy(tiny_adapter, tmp_path)), "extracts triplets: label probabilities come from")
     assert out.read_text() == "kept\n"
 
 
@@ -156,6 +166,8 @@ def test_cli_distillation_and_its_refusals(semeval_classifier, tiny_bert, tiny_a
     fewer.write_text("\n".join(label for label in SEMEVAL if label != "Entity-Origin(e1,e2)"))
     one_error(runner.invoke(app(), [*common, "-o", str(tmp_path / "x"), "--teacher", semeval_classifier, "-l", str(fewer)]),
               "--teacher: the teacher labels Entity-Origin(e1,e2), which the student's inventory lacks")
+    one_error(runner.invoke(app(), [*common, "-o", str(tmp_path / "x"), "--teacher", triplet_copy(tiny_adapter, tmp_path)]),
+              "--teacher: ")
     lora = ["finetune", "-m", tiny_adapter, "-i", data, "-o", str(tmp_path / "y"), "--teacher", semeval_classifier]
     one_error(runner.invoke(app(), lora), "teacher do(es) not apply to the lora method")
     assert not (tmp_path / "x").exists()
