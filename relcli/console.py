@@ -108,7 +108,7 @@ class TrainingBar:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[unit]} {task.fields[loss]}"), TimeElapsedColumn(),
                                  TimeRemainingColumn(), console=console, disable=not console.is_terminal)
-        self.task = None
+        self.console, self.task = console, None
 
     def __enter__(self):
         self.progress.start()
@@ -122,7 +122,7 @@ class TrainingBar:
             self.task = self.progress.add_task("training", total=total, unit="steps", loss="")
         fields = {"loss": f"loss {logs['loss']:.4f}"} if "loss" in logs else {}
         self.progress.update(self.task, completed=step, total=total, **fields)
-        if "loss" in logs and not stderr.is_terminal:
+        if "loss" in logs and not self.console.is_terminal:
             say(f"step {step}/{total} loss {logs['loss']:.4f}")
 
     def track(self, items: Iterable[T], description: str, total: int) -> Iterator[T]:

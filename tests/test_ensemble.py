@@ -59,15 +59,9 @@ def test_the_mean_decides_where_members_disagree_and_the_margin_favours_the_nega
 
 @pytest.fixture(scope="module")
 def semeval_classifier(tmp_path_factory):
-    from relcli.classifier import train_classifier
-    from tiny_embedder import make_tiny_bert
+    from tiny_embedder import train_tiny_classifier
 
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("ensemble")
-    base = make_tiny_bert(root / "bert", initializer_range=0.02)
-    train_classifier(RECORDS, str(base), root / "clf", labels=SEMEVAL, pooling="entity-start", epochs=60, lr=3e-3,
-                     batch_size=4, warmup_ratio=0.0, dropout=0.0, dtype="float32", device="cpu")
-    return str(root / "clf")
+    return str(train_tiny_classifier(RECORDS, tmp_path_factory.mktemp("ensemble"), SEMEVAL, epochs=60, batch_size=4))
 
 
 @pytest.fixture(scope="module")

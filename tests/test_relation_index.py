@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from relcli.cli import app  # noqa: E402
-from relcli.classifier import HEAD_FILE, train_classifier  # noqa: E402
+from relcli.classifier import HEAD_FILE  # noqa: E402
 from relcli.errors import UserError  # noqa: E402
 from relcli.records import make_span  # noqa: E402
 from relcli.retrieval import Index, build_index, read_meta  # noqa: E402
-from tiny_embedder import make_tiny_bert, make_tiny_embedder  # noqa: E402
+from tiny_embedder import make_tiny_embedder, train_tiny_classifier  # noqa: E402
 
 runner = CliRunner()
 LABELS = ["Near(e1,e2)", "Under(e1,e2)", "Other"]
@@ -45,12 +45,7 @@ def jsonl(path, rows):
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("relindex")
-    base = make_tiny_bert(root / "bert", initializer_range=0.02)
-    train_classifier(TRAIN, str(base), root / "clf", labels=LABELS, pooling="entity-start", epochs=40, lr=3e-3,
-                     batch_size=6, warmup_ratio=0.0, dropout=0.0, dtype="float32", device="cpu")
-    return root / "clf"
+    return train_tiny_classifier(TRAIN, tmp_path_factory.mktemp("relindex"), LABELS, epochs=40, batch_size=6)
 
 
 @pytest.fixture(scope="module")

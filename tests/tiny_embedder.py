@@ -35,3 +35,16 @@ def make_tiny_embedder(path: Path) -> Path:
     model = SentenceTransformer(modules=[Transformer(str(hf_dir)), Pooling(32)], device="cpu")
     model.save(str(path))
     return path
+
+
+def train_tiny_classifier(records: list[dict], root: Path, labels: list[str], epochs: int, batch_size: int) -> Path:
+    """A classifier on a tiny BERT (``root/bert``) fitted to ``records``, saved at ``root/clf``."""
+    import torch
+
+    from relcli.classifier import train_classifier
+
+    torch.set_num_threads(1)
+    base = make_tiny_bert(root / "bert", initializer_range=0.02)
+    train_classifier(records, str(base), root / "clf", labels=labels, pooling="entity-start", epochs=epochs, lr=3e-3,
+                     batch_size=batch_size, warmup_ratio=0.0, dropout=0.0, dtype="float32", device="cpu")
+    return root / "clf"
