@@ -18,7 +18,7 @@ EXTRACT_BATCH ?= 32
 CLASSIFIER ?= minilm
 CLASSIFIER_ARGS ?= --epochs 8 --lr 1e-4 --head-lr 1e-3 --pooling cls+entity
 
-ROWS = zs-simple zs-rag ft ft-rag knn classifier $(EXTRA_ROWS)
+ROWS = zs-simple zs-rag ft ft-rag knn classifier knn-rel ft-rag-rel ensemble student $(EXTRA_ROWS)
 .PHONY: all table data index $(ROWS) clean
 .DELETE_ON_ERROR:
 SHELL := /bin/bash
@@ -69,6 +69,28 @@ $(OUT)/classifier/relcli.json: $(OUT)/train.jsonl
 	$(RELCLI) finetune --method classifier -m $(CLASSIFIER) -l $(LABELS) -i $< -o $(OUT)/classifier $(CLASSIFIER_ARGS)
 $(OUT)/classifier.preds.jsonl: $(OUT)/test.jsonl $(OUT)/classifier/relcli.json
 	$(RELCLI) extract -m $(OUT)/classifier -i $< -o $@
+# 7. Retrieval by relation: the classifier's pair representation as the index embedder, so
+#    neighbours share the relation; the kNN vote over it, and fine-tuning on RAG prompts built with
+#    it from the whole training split (leakage guard on) for as many epochs as `ft`.
+$(OUT)/classifier.index/index.json: $(OUT)/train.jsonl $(OUT)/classifier/relcli.json
+	$(RELCLI) index --model $(OUT)/classifier -i $< -o $(OUT)/classifier.index
+$(OUT)/knn-rel.preds.jsonl: $(OUT)/test.jsonl $(OUT)/classifier.index/index.json
+	$(RELCLI) extract --decode knn --index $(OUT)/classifier.index --k $(K) -i $< -o $@
+$(OUT)/train.rag-rel.jsonl: $(OUT)/train.jsonl $(OUT)/classifier.index/index.json
+	$(RELCLI) prompts -t compact-rag -l $(LABELS) --index $(OUT)/classifier.index --k $(RAG_K) -i $< -o $@
+$(OUT)/ft-rag-rel/relcli.json: $(OUT)/train.rag-rel.jsonl
+	rm -rf $(OUT)/ft-rag-rel
+	$(RELCLI) finetune -m $(MODEL) -i $< -o $(OUT)/ft-rag-rel --epochs $(EPOCHS) --lr $(LR) --batch-size $(BATCH)
+$(OUT)/ft-rag-rel.preds.jsonl: $(OUT)/test.jsonl $(OUT)/ft-rag-rel/relcli.json $(OUT)/classifier.index/index.json
+	$(RELCLI) extract -m $(OUT)/ft-rag-rel --index $(OUT)/classifier.index --k $(RAG_K) -i $< -o $@ --batch-size $(EXTRACT_BATCH)
+# 8. The classifier and the fine-tuned generator averaged; a classifier distilled from the generator.
+$(OUT)/ensemble.preds.jsonl: $(OUT)/test.jsonl $(OUT)/classifier/relcli.json $(OUT)/ft/relcli.json
+	$(RELCLI) extract -m $(OUT)/classifier -m $(OUT)/ft -i $< -o $@
+$(OUT)/student/relcli.json: $(OUT)/train.jsonl $(OUT)/ft/relcli.json
+	rm -rf $(OUT)/student
+	$(RELCLI) finetune --method classifier -m $(CLASSIFIER) --teacher $(OUT)/ft -i $< -o $(OUT)/student $(CLASSIFIER_ARGS)
+$(OUT)/student.preds.jsonl: $(OUT)/test.jsonl $(OUT)/student/relcli.json
+	$(RELCLI) extract -m $(OUT)/student -i $< -o $@
 
 $(OUT)/%.score.json: $(OUT)/%.preds.jsonl
 	$(RELCLI) score --scheme $(SCHEME) -l $(LABELS) -i $< --format json > $@

@@ -7,6 +7,8 @@ from pathlib import Path
 NAMES = {
     "zs-simple": "Simple query, zero-shot", "zs-rag": "RAG4RE, zero-shot", "ft": "Fine-tuned (LoRA)",
     "ft-rag": "Fine-tuned + RAG4RE", "knn": "kNN label vote (retrieval only)", "classifier": "Encoder classifier (minilm)",
+    "knn-rel": "kNN over the classifier's pair vectors", "ft-rag-rel": "Fine-tuned on RAG prompts (neighbours by relation)",
+    "ensemble": "Classifier + fine-tuned generator", "student": "Classifier distilled from the generator",
 }
 
 out, rows = Path(sys.argv[1]), sys.argv[2:]

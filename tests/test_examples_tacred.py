@@ -68,3 +68,20 @@ def test_tacred_makefile_knn_row(synthetic, variant, tmp_path):
     score = json.loads((out / "knn.score.json").read_text())
     assert score["scheme"] == "tacred" and score["n"] == len(test)
     assert "kNN label vote" in done.stdout
+
+
+@pytest.mark.slow
+def test_relation_aware_knn_row(synthetic, tmp_path):
+    """The grid's knn-rel row: a minilm classifier, an index of its pair vectors, the kNN vote."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = tmp_path / "out"
+    cmd = ["make", "-s", "-C", str(ROOT / "examples" / "tacred"), f"TACRED={synthetic / 'json'}",
+           f"SHARED={synthetic / 'shared'}", f"OUT={out}", f"RELCLI={RELCLI}",
+           "CLASSIFIER_ARGS=--epochs 1 --batch-size 8", "knn-rel", "table"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "classifier.index" / "index.json").read_text())["embed"] == "classifier"
+    score = json.loads((out / "knn-rel.score.json").read_text())
+    assert score["scheme"] == "tacred" and score["n"] == 8
+    assert "kNN over the classifier's pair vectors" in done.stdout
