@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from relcli.formats import convert
-from relcli.retrieval import EMBED_MODES, Index, build_index, knn_vote
+from relcli.embedders import SENTENCE_MODES
+from relcli.retrieval import Index, build_index, knn_vote
 from relcli.scoring import score_records
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "semeval2010_task8"
@@ -82,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--embed", nargs="*", default=list(EMBED_MODES), choices=EMBED_MODES, help="MiniLM modes to measure")
+    parser.add_argument("--embed", nargs="*", default=list(SENTENCE_MODES), choices=SENTENCE_MODES, help="MiniLM modes to measure")
     parser.add_argument("--classifier", type=Path, help="also measure a classifier folder's pair vectors")
     parser.add_argument("--limit", type=int, help="index only the first N train records")
     parser.add_argument("--queries", type=int, help="query with the first N test records only")

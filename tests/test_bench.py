@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -130,3 +131,9 @@ def test_gpu_check_says_there_is_no_gpu_and_exits_0_on_a_cpu_machine():
     bench = Path(__file__).resolve().parents[1] / "bench"
     done = subprocess.run([sys.executable, str(bench / "gpu_check.py")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "no CUDA GPU" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "bench").glob("*.py")))
+def test_every_bench_script_imports(script):
+    """Scripts outside `make bench` (retrieval_quality, fault_sweep, ...) keep up with the library's names."""
+    importlib.import_module(script)
