@@ -48,16 +48,22 @@ def synthetic(tmp_path_factory):
     return root
 
 
+def run_grid(synthetic: Path, out: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """`make` in examples/tacred on the synthetic release, writing to ``out``; it must succeed."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    cmd = ["make", "-s", "-C", str(ROOT / "examples" / "tacred"), f"TACRED={synthetic / 'json'}",
+           f"SHARED={synthetic / 'shared'}", f"OUT={out}", f"RELCLI={RELCLI}", *arguments]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["tacred", "tacrev", "retacred"])
 def test_tacred_makefile_knn_row(synthetic, variant, tmp_path):
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
     out = tmp_path / "out"
-    cmd = ["make", "-s", "-C", str(ROOT / "examples" / "tacred"), f"TACRED={synthetic / 'json'}",
-           f"SHARED={synthetic / 'shared'}", f"VARIANT={variant}", f"OUT={out}", f"RELCLI={RELCLI}", "knn", "table"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_grid(synthetic, out, f"VARIANT={variant}", "knn", "table")
     test = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
     if variant == "retacred":
         assert len(test) == 7 and "org:city_of_branch" in {r["relation"] for r in test}
@@ -73,14 +79,8 @@ def test_tacred_makefile_knn_row(synthetic, variant, tmp_path):
 @pytest.mark.slow
 def test_relation_aware_knn_row(synthetic, tmp_path):
     """The grid's knn-rel row: a minilm classifier, an index of its pair vectors, the kNN vote."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
     out = tmp_path / "out"
-    cmd = ["make", "-s", "-C", str(ROOT / "examples" / "tacred"), f"TACRED={synthetic / 'json'}",
-           f"SHARED={synthetic / 'shared'}", f"OUT={out}", f"RELCLI={RELCLI}",
-           "CLASSIFIER_ARGS=--epochs 1 --batch-size 8", "knn-rel", "table"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_grid(synthetic, out, "CLASSIFIER_ARGS=--epochs 1 --batch-size 8", "knn-rel", "table")
     assert json.loads((out / "classifier.index" / "index.json").read_text())["embed"] == "classifier"
     score = json.loads((out / "knn-rel.score.json").read_text())
     assert score["scheme"] == "tacred" and score["n"] == 8
