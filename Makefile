@@ -64,8 +64,11 @@ bench: install
 gpu-check: install
 	$(BIN)/python bench/gpu_check.py --data $(abspath $(DATA))
 
+# Tests run torch single-threaded (tests/conftest.py), so one pytest worker per core (at most 4)
+# fills the machine; a test file stays on one worker (the Slurm tests share one cluster).
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
