@@ -7,7 +7,7 @@
 #   examples/triplets/run.sh [OUT] [STAGE...]      # stages: rebel conll04 fewshot (default: all)
 #
 # Environment: RELCLI (default: python -m relcli), DATA (default: ../shared/data), EPOCHS_REBEL,
-# EPOCHS_CONLL (default 2 and 3), STYLES (default "json rebel"), REBEL_TRAIN_N (REBEL training
+# EPOCHS_CONLL (default 2 and 5), STYLES (default "json rebel"), REBEL_TRAIN_N (REBEL training
 # documents, default all 811), FEWSHOT_N (CoNLL04 dev documents of the few-shot rows, default all).
 set -euo pipefail
 OUT=${1:-triplets-out}
@@ -16,7 +16,7 @@ STAGES=${*:-rebel conll04 fewshot}
 RELCLI=${RELCLI:-python -m relcli}
 DATA=$(cd "${DATA:-$(dirname "$0")/../../../shared/data}" && pwd)
 EPOCHS_REBEL=${EPOCHS_REBEL:-2}
-EPOCHS_CONLL=${EPOCHS_CONLL:-3}
+EPOCHS_CONLL=${EPOCHS_CONLL:-5}
 STYLES=${STYLES:-json rebel}
 REBEL_TRAIN_N=${REBEL_TRAIN_N:-0}
 FEWSHOT_N=${FEWSHOT_N:-0}
