@@ -77,7 +77,7 @@ fewshot)
   # document (minilm sentence embeddings), against the first 3 training documents for all.
   [ -f conll04.train.jsonl ] || $RELCLI convert conll04 "$DATA/conll04/conll04_train.json" -o conll04.train.jsonl
   [ -f conll04.dev.jsonl ] || $RELCLI convert conll04 "$DATA/conll04/conll04_dev.json" -o conll04.dev.jsonl
-  relations conll04.train.jsonl conll04.relations.txt
+  [ -f conll04.relations.txt ] || relations conll04.train.jsonl conll04.relations.txt
   step "index conll04 train" $RELCLI index --model minilm -i conll04.train.jsonl -o conll04.train.index
   if [ "$FEWSHOT_N" -gt 0 ]; then head -n "$FEWSHOT_N" conll04.dev.jsonl > fewshot.dev.jsonl; else cp conll04.dev.jsonl fewshot.dev.jsonl; fi
   extract smollm2-135m fewshot.dev.jsonl fewshot-retrieved.dev.jsonl --task triplets --format json --shots 3 \
