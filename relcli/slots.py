@@ -169,7 +169,8 @@ def copied(value: str | None, closed: bool, text: str) -> bool:
     strips it: a closed one must occur in ``text`` starting and ending between words (not "M" out
     of "Mechanics"), an open one must occur starting between words, so that it may still grow into
     such a span, with at most one whitespace character before and after it (so a model cannot pad
-    a slot with spaces forever). A character still being spelt out at its end (UTF-8 bytes, a
+    a slot with spaces forever; the one after it need not be in the text where the region could
+    close before it). A character still being spelt out at its end (UTF-8 bytes, a
     surrogate pair) must be able to become the next one: the text must have a non-ASCII one there.
     """
     if value is None:
@@ -183,7 +184,12 @@ def copied(value: str | None, closed: bool, text: str) -> bool:
         return _found(value[:-1].lstrip(), text, non_ascii_next=True)
     if len(value) - len(value.rstrip()) > 1:
         return False
-    return _found(value.lstrip(), text) if value.strip() else len(value) <= 1
+    core = value.lstrip()
+    if not core.strip():
+        return len(value) <= 1
+    # A space at the end may be the separator before the marker that closes the region (REBEL
+    # writes "Oregon <obj>"), so it fits wherever the region can close, as "Oregon." allows.
+    return _found(core, text) or (core[-1].isspace() and _found(core.rstrip(), text, whole=True))
 
 
 def _found(span: str, text: str, whole: bool = False, non_ascii_next: bool = False) -> bool:

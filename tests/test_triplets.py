@@ -407,6 +407,8 @@ def test_entity_regions_json(generation, regions):
     # open: may still grow into a span, padded by at most one space on each side
     (" An", False, True), ("Zo", False, True), ("nn", False, False), ("", False, True), (" ", False, True),
     ("  ", False, False), ("Ann  ", False, False), ("  A", False, False), ("Zoë", False, True), ("Zoé", False, False),
+    # a space after a region that can close there (REBEL's "東京都 <obj>"), even at the end of the text
+    ("東京都 ", False, True), ("Mechanic ", False, False),
     # the first bytes of a character: only where the text has a non-ASCII character next
     ("Zo\ufffd", False, True), ("Z\ufffd", False, False), ("\ufffd", False, True), ("Zo\ufffd\ufffd", False, False),
     ("An\ud83d", False, False),
