@@ -184,12 +184,11 @@ def copied(value: str | None, closed: bool, text: str) -> bool:
         return _found(value[:-1].lstrip(), text, non_ascii_next=True)
     if len(value) - len(value.rstrip()) > 1:
         return False
-    core = value.lstrip()
-    if not core.strip():
+    if not value.strip():
         return len(value) <= 1
     # A space at the end may be the separator before the marker that closes the region (REBEL
-    # writes "Oregon <obj>"), so it fits wherever the region can close, as "Oregon." allows.
-    return _found(core, text) or (core[-1].isspace() and _found(core.rstrip(), text, whole=True))
+    # writes "Oregon <obj>"): it fits wherever the region could close, as "Oregon." allows.
+    return _found(value.lstrip(), text) or (value[-1].isspace() and copied(value, True, text))
 
 
 def _found(span: str, text: str, whole: bool = False, non_ascii_next: bool = False) -> bool:
